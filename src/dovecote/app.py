@@ -1,0 +1,83 @@
+"""The FastAPI application: wiring only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from dovecote import __version__
+from dovecote.auth.router import router as auth_router
+from dovecote.core import handlers
+from dovecote.core.db import create_database
+from dovecote.core.handlers import error_body
+from dovecote.core.settings import Settings, get_settings
+from dovecote.core.state import AppState
+from dovecote.pm.router import router as pm_router
+from dovecote.realtime.broker import LocalBroker
+from dovecote.users.router import router as users_router
+
+log = logging.getLogger("dovecote")
+
+DESCRIPTION = """Private messages between the members of a community, wire-compatible with
+SelfCommunity's private-message API v2. Authenticate with `Authorization: Bearer <token>`
+(a HS256 JWT or an OAuth 2.0 access token). Every error answer has the shape
+`{"detail": ..., "errors": [{"code": ..., "message": ...}]}`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    secret = settings.jwt_secret_bytes()  # refuse to start with a bad secret, before serving
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = create_database(settings)
+        broker = LocalBroker()
+        app.state.dovecote = AppState(settings, database, secret, broker)
+        try:
+            yield
+        finally:
+            await broker.close()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Dovecote",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    handlers.install(app)
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    app.include_router(pm_router)
+    _health(app)
+    return app
+
+
+def _health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: the database answers",
+        responses={503: {"description": "A dependency is down."}},
+    )
+    async def readyz() -> JSONResponse:
+        state: AppState = app.state.dovecote
+        try:
+            async with state.database.reader.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse(
+                error_body("The database is unavailable.", "database_unavailable"), 503
+            )
+        return JSONResponse({"status": "ok"})

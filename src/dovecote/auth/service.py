@@ -1,0 +1,156 @@
+"""Authentication rules: bearer tokens (JWT or OAuth) and the OAuth 2.0 grants."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dovecote.auth import repository
+from dovecote.auth.principal import Principal
+from dovecote.core import clock, security
+from dovecote.core.errors import AuthenticationFailed, OAuthError
+from dovecote.core.settings import Settings
+
+
+async def authenticate(session: AsyncSession, secret: bytes, token: str) -> Principal:
+    """The principal a bearer token stands for; AuthenticationFailed for any bad token."""
+    if security.looks_like_jwt(token):
+        try:
+            claims = security.decode_jwt(secret, token)
+        except security.InvalidToken as exc:
+            raise AuthenticationFailed() from exc
+        principal = await repository.principal_by_user_id(session, claims.user_id)
+    else:
+        principal = await repository.principal_by_access_hash(
+            session, security.digest(token), clock.now()
+        )
+    if principal is None:
+        raise AuthenticationFailed()
+    return principal
+
+
+def token_is_valid(secret: bytes, token: str) -> bool:
+    try:
+        security.decode_jwt(secret, token)
+    except security.InvalidToken:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+async def _client(
+    session: AsyncSession, client_id: str, client_secret: str | None
+) -> repository.Client:
+    client = await repository.client_by_client_id(session, client_id)
+    if client is None:
+        raise OAuthError("invalid_client", "Unknown client.", 401)
+    if client.confidential and not (
+        client_secret and security.verify_password(client_secret, client.secret_hash)
+    ):
+        raise OAuthError("invalid_client", "Client authentication failed.", 401)
+    return client
+
+
+async def _issue(
+    session: AsyncSession, settings: Settings, *, client_pk: int, user_id: int, family: str
+) -> IssuedToken:
+    now = clock.now()
+    access, refresh = security.new_opaque_token(), security.new_opaque_token()
+    await repository.create_token(
+        session,
+        access_hash=security.digest(access),
+        refresh_hash=security.digest(refresh),
+        client_pk=client_pk,
+        user_id=user_id,
+        family=family,
+        access_expires_at=now + timedelta(seconds=settings.oauth_access_token_seconds),
+        refresh_expires_at=now + timedelta(seconds=settings.oauth_refresh_token_seconds),
+        now=now,
+    )
+    return IssuedToken(access, refresh, settings.oauth_access_token_seconds)
+
+
+async def password_grant(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    username: str,
+    password: str,
+) -> IssuedToken:
+    client = await _client(session, client_id, client_secret)
+    user = await repository.user_for_login(session, username)
+    # verify_password runs even for an unknown user so timing does not reveal who exists.
+    if not security.verify_password(password, user.password_hash if user else None) or not user:
+        raise OAuthError("invalid_grant", "Invalid credentials given.")
+    return await _issue(
+        session, settings, client_pk=client.pk, user_id=user.id, family=secrets.token_hex(16)
+    )
+
+
+async def refresh_grant(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    refresh_token: str,
+) -> tuple[IssuedToken | None, OAuthError | None]:
+    """Rotate a refresh token. A replayed one revokes its whole family (theft detection).
+
+    Returns the error instead of raising it when the family was revoked, so the caller can
+    commit that revocation before answering.
+    """
+    client = await _client(session, client_id, client_secret)
+    token = await repository.token_by_refresh_hash(session, security.digest(refresh_token))
+    invalid = OAuthError("invalid_grant", "Invalid refresh token.")
+    if token is None or token.client_pk != client.pk:
+        raise invalid
+    now = clock.now()
+    if token.refresh_used_at is not None:
+        await repository.revoke_family(session, token.family, now)
+        return None, invalid
+    if token.revoked_at is not None or token.refresh_expires_at <= now:
+        raise invalid
+    if not await repository.use_refresh_token(session, token.id, now):
+        await repository.revoke_family(session, token.family, now)
+        return None, invalid
+    if await repository.principal_by_user_id(session, token.user_id) is None:
+        raise invalid
+    issued = await _issue(
+        session, settings, client_pk=client.pk, user_id=token.user_id, family=token.family
+    )
+    return issued, None
+
+
+async def revoke_token(
+    session: AsyncSession, *, client_id: str, client_secret: str | None, token: str
+) -> None:
+    client = await _client(session, client_id, client_secret)
+    # RFC 7009: an unknown token is not an error.
+    await repository.revoke_by_hash(session, security.digest(token), client.pk, clock.now())
+
+
+async def create_client(
+    session: AsyncSession, name: str, *, confidential: bool
+) -> tuple[str, str | None]:
+    client_id = secrets.token_urlsafe(24)
+    secret = secrets.token_urlsafe(40) if confidential else None
+    await repository.create_client(
+        session,
+        client_id=client_id,
+        name=name,
+        secret_hash=security.hash_password(secret) if secret else None,
+        now=clock.now(),
+    )
+    return client_id, secret

@@ -1,0 +1,204 @@
+"""`dovecote`: serve, migrate and administer a Dovecote server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dovecote.auth import service as auth_service
+from dovecote.core import migrate, security
+from dovecote.core.db import create_database
+from dovecote.core.errors import DovecoteError, InvalidInput
+from dovecote.core.settings import get_settings
+from dovecote.users import repository as users_repo
+from dovecote.users import service as users_service
+
+app = typer.Typer(help="Dovecote: private messaging for online communities.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+clients_app = typer.Typer(help="Manage OAuth clients.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(clients_app, name="clients")
+
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate, then run `work` in one committed transaction; domain errors exit with 1."""
+    settings = get_settings()
+    migrate.upgrade(settings.effective_database_url)
+
+    async def main() -> T:
+        database = create_database(settings)
+        try:
+            async with database.write_sessions() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DovecoteError as exc:
+        err.print(f"[red]error:[/red] {_describe(exc)}")
+        raise typer.Exit(1) from exc
+
+
+def _describe(exc: DovecoteError) -> str:
+    if isinstance(exc, InvalidInput):
+        return "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+    return exc.message
+
+
+async def _user_id(session: AsyncSession, username: str) -> int:
+    user_id = await users_repo.user_id_by_username(session, username)
+    if user_id is None:
+        raise InvalidInput.field("username", "does_not_exist", f"No user named {username!r}.")
+    return user_id
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+) -> None:
+    """Apply pending migrations, then serve the API."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    migrate.upgrade(settings.effective_database_url)
+    settings.jwt_secret_bytes()  # generated here once, before the workers read it
+    uvicorn.run(
+        "dovecote.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@app.command("migrate")
+def migrate_command(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Bring the database schema to REVISION (default: the latest)."""
+    migrate.upgrade(get_settings().effective_database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    password: Annotated[str | None, typer.Option(help="Password for OAuth logins.")] = None,
+    real_name: Annotated[str, typer.Option("--real-name")] = "",
+    email: Annotated[str | None, typer.Option()] = None,
+    role: Annotated[str | None, typer.Option(help="admin, moderator or editor.")] = None,
+) -> None:
+    """Create a user and print it as one line of JSON."""
+    if role not in (None, "admin", "moderator", "editor"):
+        err.print("[red]error:[/red] role must be admin, moderator or editor")
+        raise typer.Exit(1)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        user = await users_service.create_user(
+            session,
+            username=username,
+            password=password,
+            real_name=real_name,
+            email=email,
+            role=role,
+        )
+        return user.model_dump(mode="json")
+
+    typer.echo(json.dumps(_run(work)))
+
+
+@app.command()
+def token(
+    username: str,
+    minutes: Annotated[int, typer.Option(min=1, help="Lifetime of the token.")] = 60,
+) -> None:
+    """Print a JWT access token for USERNAME."""
+
+    async def work(session: AsyncSession) -> int:
+        return await _user_id(session, username)
+
+    user_id = _run(work)
+    secret = get_settings().jwt_secret_bytes()
+    typer.echo(security.issue_jwt(secret, user_id, lifetime=timedelta(minutes=minutes)))
+
+
+@app.command()
+def follow(follower: str, followed: str) -> None:
+    """Make FOLLOWER follow FOLLOWED (usernames), so FOLLOWED may message FOLLOWER."""
+
+    async def work(session: AsyncSession) -> None:
+        a, b = await _user_id(session, follower), await _user_id(session, followed)
+        if not await users_repo.follows(session, a, b):
+            from dovecote.core import clock
+
+            await users_repo.toggle_follow(session, a, b, clock.now())
+
+    _run(work)
+    typer.echo(f"{follower} follows {followed}")
+
+
+@clients_app.command("create")
+def clients_create(
+    name: str,
+    confidential: Annotated[bool, typer.Option(help="Issue a client secret.")] = False,
+) -> None:
+    """Register an OAuth client; print its client_id (and secret)."""
+
+    async def work(session: AsyncSession) -> tuple[str, str | None]:
+        return await auth_service.create_client(session, name, confidential=confidential)
+
+    client_id, secret = _run(work)
+    typer.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+
+
+@app.command()
+def demo(users: Annotated[int, typer.Option(min=2, max=1000)] = 5) -> None:
+    """Create demo users who all follow each other; print a token for each."""
+    names = [f"demo{i}" for i in range(1, users + 1)]
+
+    async def work(session: AsyncSession) -> list[tuple[str, int]]:
+        from dovecote.core import clock
+
+        created: list[tuple[str, int]] = []
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("creating demo users", total=users * users)
+            for name in names:
+                user_id = await users_repo.user_id_by_username(session, name)
+                if user_id is None:
+                    user = await users_service.create_user(
+                        session, username=name, password=f"{name}-password", real_name=name.title()
+                    )
+                    user_id = user.id
+                created.append((name, user_id))
+                progress.advance(task, users)
+            for _, a in created:
+                for _, b in created:
+                    if a != b and not await users_repo.follows(session, a, b):
+                        await users_repo.toggle_follow(session, a, b, clock.now())
+        return created
+
+    created = _run(work)
+    secret = get_settings().jwt_secret_bytes()
+    for name, user_id in created:
+        jwt_token = security.issue_jwt(secret, user_id, lifetime=timedelta(hours=24))
+        typer.echo(f"{name}\tid={user_id}\tpassword={name}-password\ttoken={jwt_token}")

@@ -1,0 +1,29 @@
+"""Request-scoped dependencies shared by every router."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dovecote.core.db import UnitOfWork
+from dovecote.core.routing import unit_of_work
+from dovecote.core.settings import Settings
+from dovecote.core.state import app_state
+
+
+def _session(request: Request) -> AsyncSession:
+    return unit_of_work(request).session
+
+
+def _settings(request: Request) -> Settings:
+    return app_state(request).settings
+
+
+UoW = Annotated[UnitOfWork, Depends(unit_of_work)]
+Session = Annotated[AsyncSession, Depends(_session)]
+AppSettings = Annotated[Settings, Depends(_settings)]
+
+MAX_ID = 2**63 - 1
+ObjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive integer id.")]

@@ -1,0 +1,141 @@
+"""The one place errors become answers, in the shape of SPEC §2."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+
+from dovecote.core.errors import (
+    DovecoteError,
+    FieldError,
+    InvalidInput,
+    NotAuthenticated,
+    OAuthError,
+    RateLimited,
+    ServiceUnavailable,
+)
+from dovecote.core.requests import field_errors
+
+log = logging.getLogger("dovecote")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+}
+
+
+def error_body(detail: str, code: str) -> dict[str, Any]:
+    return {"detail": detail, "errors": [{"code": code, "message": detail}]}
+
+
+def render(error: DovecoteError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if isinstance(error, OAuthError):
+        body: dict[str, Any] = {"error": error.code, "error_description": error.message}
+        if error.status_code == 401:
+            headers["WWW-Authenticate"] = "Basic"
+        return JSONResponse(body, error.status_code, headers=headers or None)
+    if isinstance(error, InvalidInput):
+        fields: dict[str, list[dict[str, str]]] = {}
+        for item in error.errors:
+            fields.setdefault(item.field, []).append({"code": item.code, "message": item.message})
+        first = error.errors[0]
+        body = {
+            "detail": first.message if len(error.errors) == 1 else error.message,
+            "errors": [{"field": f, "messages": m} for f, m in fields.items()],
+        }
+    else:
+        body = error_body(error.message, error.code)
+    if error.status_code == 401:
+        headers["WWW-Authenticate"] = (
+            'Bearer realm="api"'
+            if isinstance(error, NotAuthenticated)
+            else 'Bearer realm="api", error="invalid_token"'
+        )
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+    return JSONResponse(body, error.status_code, headers=headers or None)
+
+
+async def _domain(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DovecoteError)
+    return render(exc)
+
+
+async def _validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())[1:]]
+        errors.append((location[0] if location else "non_field_errors", error))
+    mapped = [
+        FieldError(
+            field, "required" if e.get("type") == "missing" else "invalid", str(e.get("msg"))
+        )
+        for field, e in errors
+    ]
+    return render(
+        InvalidInput(mapped or [FieldError("non_field_errors", "invalid", "Invalid input.")])
+    )
+
+
+async def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else "Error."
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "Not found."
+    if exc.status_code == 405:
+        detail = "Method not allowed."
+    return JSONResponse(error_body(detail, code), exc.status_code, headers=exc.headers)
+
+
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", exc)
+    return render(
+        ServiceUnavailable(
+            "The database is unavailable. Try again shortly.", code="database_unavailable"
+        )
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        return await _database_down(request, exc)
+    return await _bug(request, exc)
+
+
+async def _bug(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("Internal server error.", "internal_error"), 500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DovecoteError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(InterfaceError, _database_down)
+    app.add_exception_handler(PoolTimeout, _database_down)
+    app.add_exception_handler(ConnectionError, _database_down)
+    app.add_exception_handler(TimeoutError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _bug)
+
+
+__all__ = ["error_body", "field_errors", "install", "render"]

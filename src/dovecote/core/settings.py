@@ -1,0 +1,93 @@
+"""Every setting Dovecote reads, from `DOVECOTE_*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger("dovecote")
+
+MIN_SECRET_BYTES = 32
+SECRET_FILE = "jwt_secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DOVECOTE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("./dovecote-data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: SecretStr | None = None
+    public_url: str | None = None
+
+    pm_send_response: Literal["object", "list"] = "object"
+    pm_deleted_placeholder: str = "Message deleted"
+    pm_delete_window_seconds: int = Field(60, ge=0)
+    pm_message_max_length: int = Field(10_000, ge=1)
+    pm_max_recipients: int = Field(100, ge=1)
+
+    upload_max_file_size: int = Field(52_428_800, ge=1)
+
+    ratelimit_enabled: bool = True
+    ratelimit_send: str = "5/second;200/minute"
+
+    oauth_access_token_seconds: int = Field(36_000, ge=60)
+    oauth_refresh_token_seconds: int = Field(30 * 24 * 3600, ge=60)
+
+    db_pool_size: int = Field(10, ge=1)
+    db_timeout_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'dovecote.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def jwt_secret_bytes(self) -> bytes:
+        """The HS256 secret: configured, or generated once and kept in the data directory."""
+        if self.jwt_secret is not None:
+            secret = self.jwt_secret.get_secret_value().encode()
+        else:
+            secret = _load_or_create_secret(self.data_dir / SECRET_FILE)
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"DOVECOTE_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long; "
+                f"it is {len(secret)}."
+            )
+        return secret
+
+
+def _load_or_create_secret(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    log.warning("Generated a new JWT secret and stored it in %s (mode 600).", path)
+    return secret.encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

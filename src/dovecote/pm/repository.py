@@ -1,0 +1,494 @@
+"""All SQL of private messages: threads, per-member state, messages and their events.
+
+Per-member state (`thread_members`) is denormalised so that an inbox page and a thread page
+cost a fixed number of indexed statements whatever the data size. Every write here keeps it
+consistent inside the caller's transaction; see models.ThreadMember for the invariants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, case, delete, func, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dovecote.core.db import dialect_name, upsert
+from dovecote.models import Event, File, Message, Thread, ThreadMember, ThreadMessage, User
+
+NEW_MESSAGE = 37
+DELETED_MESSAGE = 105
+
+
+def pair(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+
+async def direct_threads(
+    session: AsyncSession, sender_id: int, recipient_ids: Sequence[int]
+) -> dict[int, int]:
+    """recipient id -> id of the one-to-one thread with the sender, where one exists."""
+    pairs = [pair(sender_id, r) for r in recipient_ids]
+    rows = await session.execute(
+        select(Thread.id, Thread.user_low_id, Thread.user_high_id).where(
+            tuple_(Thread.user_low_id, Thread.user_high_id).in_(pairs)
+        )
+    )
+    return {(r.user_high_id if r.user_low_id == sender_id else r.user_low_id): r.id for r in rows}
+
+
+async def create_direct_threads(
+    session: AsyncSession, sender_id: int, recipient_ids: Sequence[int], now: datetime
+) -> dict[int, int]:
+    """Create the missing one-to-one threads (race-safe) and return all of them."""
+    values = [
+        {"user_low_id": low, "user_high_id": high, "created_at": now}
+        for low, high in sorted(pair(sender_id, r) for r in recipient_ids)
+    ]
+    await session.execute(
+        upsert(dialect_name(session), Thread).values(values).on_conflict_do_nothing()
+    )
+    return await direct_threads(session, sender_id, recipient_ids)
+
+
+@dataclass(frozen=True)
+class Membership:
+    thread_id: int
+    user_id: int
+    other_id: int | None
+    last_message_id: int
+    last_incoming_id: int
+    last_read_id: int
+    cleared_before_id: int
+    message_count: int
+
+    @property
+    def visible(self) -> bool:
+        return self.last_message_id > self.cleared_before_id
+
+    @property
+    def unread(self) -> bool:
+        return self.last_incoming_id > max(self.last_read_id, self.cleared_before_id)
+
+
+_MEMBERSHIP = (
+    ThreadMember.thread_id,
+    ThreadMember.user_id,
+    case(
+        (Thread.user_low_id == ThreadMember.user_id, Thread.user_high_id),
+        else_=Thread.user_low_id,
+    ).label("other_id"),
+    ThreadMember.last_message_id,
+    ThreadMember.last_incoming_id,
+    ThreadMember.last_read_id,
+    ThreadMember.cleared_before_id,
+    ThreadMember.message_count,
+)
+
+
+async def membership(session: AsyncSession, user_id: int, thread_id: int) -> Membership | None:
+    row = (
+        await session.execute(
+            select(*_MEMBERSHIP)
+            .join(Thread, Thread.id == ThreadMember.thread_id)
+            .where(ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id)
+        )
+    ).first()
+    return Membership(*row) if row else None
+
+
+async def membership_with(session: AsyncSession, user_id: int, other_id: int) -> Membership | None:
+    low, high = pair(user_id, other_id)
+    row = (
+        await session.execute(
+            select(*_MEMBERSHIP)
+            .join(Thread, Thread.id == ThreadMember.thread_id)
+            .where(
+                Thread.user_low_id == low,
+                Thread.user_high_id == high,
+                ThreadMember.user_id == user_id,
+            )
+        )
+    ).first()
+    return Membership(*row) if row else None
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+async def insert_message(
+    session: AsyncSession, sender_id: int, body: str, file_id: int | None, now: datetime
+) -> int:
+    result = await session.execute(
+        insert(Message)
+        .values(sender_id=sender_id, body=body, status="created", file_id=file_id, created_at=now)
+        .returning(Message.id)
+    )
+    return int(result.scalar_one())
+
+
+async def list_in_threads(
+    session: AsyncSession, message_id: int, thread_ids: Sequence[int]
+) -> None:
+    await session.execute(
+        insert(ThreadMessage),
+        [{"thread_id": t, "message_id": message_id} for t in sorted(thread_ids)],
+    )
+
+
+async def advance_members(
+    session: AsyncSession, message_id: int, sender_id: int, members: Sequence[tuple[int, int]]
+) -> dict[int, int]:
+    """Record a new message in each (thread, user) member row, creating rows on first contact.
+
+    The sender has read their own message; everyone else has something new. Returns the ids
+    user id -> number of threads that became visible to them (new, or revived after they
+    deleted it): their inbox count grows by that much.
+    """
+    values = [
+        {
+            "thread_id": thread_id,
+            "user_id": user_id,
+            "last_message_id": message_id,
+            "last_incoming_id": 0 if user_id == sender_id else message_id,
+            "last_read_id": message_id if user_id == sender_id else 0,
+            "cleared_before_id": 0,
+            "visible_since_id": message_id,
+            "message_count": 1,
+        }
+        for thread_id, user_id in sorted(members)
+    ]
+    statement = upsert(dialect_name(session), ThreadMember).values(values)
+    old, new = ThreadMember, statement.excluded
+    was_hidden = old.last_message_id <= old.cleared_before_id
+    statement = statement.on_conflict_do_update(
+        index_elements=[ThreadMember.thread_id, ThreadMember.user_id],
+        set_={
+            "last_message_id": new.last_message_id,
+            "last_incoming_id": case(
+                (new.last_incoming_id > old.last_incoming_id, new.last_incoming_id),
+                else_=old.last_incoming_id,
+            ),
+            "last_read_id": case(
+                (new.last_read_id > old.last_read_id, new.last_read_id), else_=old.last_read_id
+            ),
+            "visible_since_id": case(
+                (was_hidden, new.visible_since_id), else_=old.visible_since_id
+            ),
+            "message_count": case((was_hidden, 1), else_=old.message_count + 1),
+        },
+    ).returning(ThreadMember.user_id, ThreadMember.visible_since_id)
+    rows = await session.execute(statement)
+    revealed: dict[int, int] = {}
+    for row in rows:
+        if row.visible_since_id == message_id:
+            revealed[row.user_id] = revealed.get(row.user_id, 0) + 1
+    return revealed
+
+
+async def append_events(
+    session: AsyncSession,
+    activity_type: int,
+    message_id: int,
+    deliveries: Sequence[tuple[int, int]],
+    inbox_delta: dict[int, int],
+    now: datetime,
+) -> list[tuple[int, int, int]]:
+    """Append one event per (user, thread) delivery, numbering each user's events gap-free
+    under the user row's lock, and apply inbox count changes in the same statement.
+
+    Returns (user_id, event_id, thread_id) triples."""
+    per_user: dict[int, list[int]] = {}
+    for user_id, thread_id in deliveries:
+        per_user.setdefault(user_id, []).append(thread_id)
+    users = sorted(per_user)
+    bump = case(*((User.id == u, len(per_user[u])) for u in users), else_=0)
+    delta = case(*((User.id == u, d) for u, d in inbox_delta.items() if d), else_=0)
+    rows = await session.execute(
+        update(User)
+        .where(User.id.in_(users))
+        .values(last_event_id=User.last_event_id + bump, inbox_count=User.inbox_count + delta)
+        .returning(User.id, User.last_event_id)
+    )
+    stamped: list[tuple[int, int, int]] = []
+    for row in rows:
+        threads = per_user[row.id]
+        first = row.last_event_id - len(threads) + 1
+        stamped.extend((row.id, first + i, t) for i, t in enumerate(sorted(threads)))
+    await session.execute(
+        insert(Event),
+        [
+            {
+                "user_id": u,
+                "id": e,
+                "activity_type": activity_type,
+                "thread_id": t,
+                "message_id": message_id,
+                "created_at": now,
+            }
+            for u, e, t in stamped
+        ],
+    )
+    return stamped
+
+
+async def change_inbox_counts(session: AsyncSession, inbox_delta: dict[int, int]) -> None:
+    for user_id, d in inbox_delta.items():
+        if d:
+            await session.execute(
+                update(User).where(User.id == user_id).values(inbox_count=User.inbox_count + d)
+            )
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+MESSAGE_COLUMNS = (
+    Message.id,
+    Message.sender_id,
+    Message.body,
+    Message.status,
+    Message.created_at,
+    Message.file_id,
+    File.uuid.label("file_uuid"),
+    File.filename.label("file_name"),
+    File.filesize.label("file_size"),
+    File.mimetype.label("file_mimetype"),
+    File.duration.label("file_duration"),
+)
+
+
+async def inbox_count(session: AsyncSession, user_id: int) -> int:
+    return int(await session.scalar(select(User.inbox_count).where(User.id == user_id)) or 0)
+
+
+async def inbox_page(
+    session: AsyncSession, user_id: int, limit: int, offset: int
+) -> list[Row[Any]]:
+    query = (
+        select(
+            ThreadMember.thread_id,
+            ThreadMember.last_incoming_id,
+            ThreadMember.last_read_id,
+            ThreadMember.cleared_before_id,
+            Thread.user_low_id,
+            Thread.user_high_id,
+            Thread.group_id,
+            *MESSAGE_COLUMNS,
+        )
+        .join(Thread, Thread.id == ThreadMember.thread_id)
+        .join(Message, Message.id == ThreadMember.last_message_id)
+        .outerjoin(File, File.id == Message.file_id)
+        .where(
+            ThreadMember.user_id == user_id,
+            ThreadMember.last_message_id > ThreadMember.cleared_before_id,
+        )
+        .order_by(ThreadMember.last_message_id.desc(), ThreadMember.thread_id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(await session.execute(query))
+
+
+async def thread_page(
+    session: AsyncSession,
+    thread_id: int,
+    *,
+    after_id: int,
+    before_id: int | None,
+    from_id: int | None,
+    limit: int,
+    offset: int,
+) -> list[Row[Any]]:
+    """Messages of a thread with `after_id < id`, newest first (or oldest first from `from_id`)."""
+    conditions = [ThreadMessage.thread_id == thread_id, ThreadMessage.message_id > after_id]
+    if before_id is not None:
+        conditions.append(ThreadMessage.message_id < before_id)
+    if from_id is not None:
+        conditions.append(ThreadMessage.message_id >= from_id)
+    order = (
+        ThreadMessage.message_id.asc() if from_id is not None else ThreadMessage.message_id.desc()
+    )
+    query = (
+        select(*MESSAGE_COLUMNS)
+        .select_from(ThreadMessage)
+        .join(Message, Message.id == ThreadMessage.message_id)
+        .outerjoin(File, File.id == Message.file_id)
+        .where(*conditions)
+        .order_by(order)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(await session.execute(query))
+
+
+async def has_messages_before(
+    session: AsyncSession, thread_id: int, after_id: int, before_id: int
+) -> bool:
+    query = select(ThreadMessage.message_id).where(
+        ThreadMessage.thread_id == thread_id,
+        ThreadMessage.message_id > after_id,
+        ThreadMessage.message_id < before_id,
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+async def mark_read(session: AsyncSession, thread_id: int, user_id: int) -> None:
+    await session.execute(
+        update(ThreadMember)
+        .where(
+            ThreadMember.thread_id == thread_id,
+            ThreadMember.user_id == user_id,
+            ThreadMember.last_read_id < ThreadMember.last_incoming_id,
+        )
+        .values(last_read_id=ThreadMember.last_incoming_id)
+    )
+
+
+async def visible_message(session: AsyncSession, user_id: int, message_id: int) -> Row[Any] | None:
+    """The message with the thread through which `user_id` sees it, if they see it at all."""
+    query = (
+        select(*MESSAGE_COLUMNS, ThreadMessage.thread_id, Thread.user_low_id, Thread.user_high_id)
+        .select_from(ThreadMessage)
+        .join(
+            ThreadMember,
+            and_(
+                ThreadMember.thread_id == ThreadMessage.thread_id,
+                ThreadMember.user_id == user_id,
+            ),
+        )
+        .join(Thread, Thread.id == ThreadMessage.thread_id)
+        .join(Message, Message.id == ThreadMessage.message_id)
+        .outerjoin(File, File.id == Message.file_id)
+        .where(
+            ThreadMessage.message_id == message_id,
+            ThreadMessage.message_id > ThreadMember.cleared_before_id,
+        )
+        .order_by(ThreadMessage.thread_id)
+        .limit(1)
+    )
+    return (await session.execute(query)).first()
+
+
+# --- deleting --------------------------------------------------------------------------------
+
+
+async def message_for_delete(session: AsyncSession, message_id: int) -> Row[Any] | None:
+    query = select(Message.id, Message.sender_id, Message.status, Message.created_at).where(
+        Message.id == message_id
+    )
+    return (await session.execute(query)).first()
+
+
+async def message_threads(session: AsyncSession, message_id: int) -> list[tuple[int, int]]:
+    """(thread_id, user_id) of every member of every thread listing the message."""
+    rows = await session.execute(
+        select(ThreadMember.thread_id, ThreadMember.user_id)
+        .join(ThreadMessage, ThreadMessage.thread_id == ThreadMember.thread_id)
+        .where(ThreadMessage.message_id == message_id)
+        .order_by(ThreadMember.thread_id, ThreadMember.user_id)
+    )
+    return [(r.thread_id, r.user_id) for r in rows]
+
+
+async def is_participant(session: AsyncSession, user_id: int, message_id: int) -> bool:
+    return await visible_message(session, user_id, message_id) is not None
+
+
+async def hide_message(session: AsyncSession, message_id: int) -> None:
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(status="hidden", body="", file_id=None)
+    )
+
+
+async def unlist_message(
+    session: AsyncSession, message_id: int, thread_ids: Sequence[int]
+) -> dict[int, int]:
+    """Mark a message deleted, take it out of its threads and recompute the members' state.
+
+    Returns inbox count changes (-1 for each member whose thread became empty for them)."""
+    await session.execute(update(Message).where(Message.id == message_id).values(status="deleted"))
+    await session.execute(delete(ThreadMessage).where(ThreadMessage.message_id == message_id))
+    before = await session.execute(
+        select(ThreadMember.user_id, ThreadMember.thread_id).where(
+            ThreadMember.thread_id.in_(thread_ids),
+            ThreadMember.cleared_before_id < message_id,
+        )
+    )
+    counted = [(r.thread_id, r.user_id) for r in before]
+    latest = (
+        select(ThreadMessage.message_id)
+        .where(ThreadMessage.thread_id == ThreadMember.thread_id)
+        .order_by(ThreadMessage.message_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    latest_incoming = (
+        select(ThreadMessage.message_id)
+        .join(Message, Message.id == ThreadMessage.message_id)
+        .where(
+            ThreadMessage.thread_id == ThreadMember.thread_id,
+            Message.sender_id != ThreadMember.user_id,
+        )
+        .order_by(ThreadMessage.message_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(ThreadMember)
+        .where(ThreadMember.thread_id.in_(thread_ids))
+        .values(
+            last_message_id=func.coalesce(latest, 0),
+            last_incoming_id=func.coalesce(latest_incoming, 0),
+            message_count=ThreadMember.message_count
+            - case((ThreadMember.cleared_before_id < message_id, 1), else_=0),
+        )
+    )
+    now_hidden = await session.execute(
+        select(ThreadMember.user_id, ThreadMember.thread_id).where(
+            ThreadMember.thread_id.in_(thread_ids),
+            ThreadMember.last_message_id <= ThreadMember.cleared_before_id,
+        )
+    )
+    delta: dict[int, int] = {}
+    gone = {(r.thread_id, r.user_id) for r in now_hidden}
+    for thread_id, user_id in counted:
+        if (thread_id, user_id) in gone:
+            delta[user_id] = delta.get(user_id, 0) - 1
+    return delta
+
+
+async def clear_thread(session: AsyncSession, thread_id: int, user_id: int) -> None:
+    await session.execute(
+        update(ThreadMember)
+        .where(ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id)
+        .values(
+            cleared_before_id=ThreadMember.last_message_id,
+            last_read_id=case(
+                (
+                    ThreadMember.last_read_id > ThreadMember.last_message_id,
+                    ThreadMember.last_read_id,
+                ),
+                else_=ThreadMember.last_message_id,
+            ),
+            message_count=0,
+        )
+    )
+
+
+async def events_since(
+    session: AsyncSession, user_id: int, since: int, limit: int
+) -> list[Row[Any]]:
+    query = (
+        select(Event.id, Event.activity_type, Event.thread_id, Event.message_id, Event.created_at)
+        .where(Event.user_id == user_id, Event.id > since)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return list(await session.execute(query))

@@ -1,0 +1,183 @@
+"""Private-message endpoints (SPEC §3). Thin: parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Response
+
+from dovecote.auth.dependencies import CurrentUser
+from dovecote.auth.principal import Principal
+from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
+from dovecote.core.errors import InvalidInput
+from dovecote.core.openapi import body_of, errors
+from dovecote.core.pagination import Paging, absolute_url, offset_page, query_int, query_value
+from dovecote.core.requests import read_body
+from dovecote.core.routing import Router, unit_of_work
+from dovecote.core.schemas import Page
+from dovecote.core.state import app_state
+from dovecote.pm import service
+from dovecote.pm.schemas import MessageOut, SendMessageIn, SnippetOut
+from dovecote.users import repository as users_repo
+from dovecote.users.schemas import UserOut
+from dovecote.users.service import user_out
+
+router = Router(prefix="/api/v2/pm", tags=["private messages"])
+Q = Annotated[str | None, Query()]
+
+
+def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
+    return service.Context(uow=uow, settings=settings, publish=app_state(request).broker.publish)
+
+
+Ctx = Annotated[service.Context, Depends(_context)]
+
+
+def _thread_reads_write(request: Request) -> None:
+    """Reading a thread marks it seen: on SQLite that transaction must be a writer's."""
+    if query_value(request, "thread") or query_value(request, "user"):
+        unit_of_work(request).write = True
+
+
+@router.post(
+    "/",
+    status_code=201,
+    response_model=MessageOut | list[MessageOut],
+    responses=errors(400, 401, 403, 413, 429, 503),
+    openapi_extra=body_of(SendMessageIn, "application/json", "application/x-www-form-urlencoded"),
+    summary="Send a message",
+)
+async def send(request: Request, ctx: Ctx, user: CurrentUser) -> MessageOut | list[MessageOut]:
+    body = await read_body(request, SendMessageIn)
+    messages = await service.send_message(ctx, user, body)
+    return messages if ctx.settings.pm_send_response == "list" else messages[0]
+
+
+def _target(request: Request) -> tuple[int | None, int | None]:
+    thread_id = query_int(request, "thread", minimum=1)
+    other_id = query_int(request, "user", minimum=1)
+    if query_value(request, "group") is not None:
+        raise InvalidInput.field(
+            "group", "groups_disabled", "Group conversations are not enabled on this server."
+        )
+    if thread_id is not None and other_id is not None:
+        raise InvalidInput.field("thread", "ambiguous", "Give `thread` or `user`, not both.")
+    return thread_id, other_id
+
+
+@router.get(
+    "/",
+    response_model=Page[SnippetOut] | Page[MessageOut],
+    responses=errors(400, 401, 404),
+    dependencies=[Depends(_thread_reads_write)],
+    summary="The inbox, or one thread's messages with ?thread= or ?user=",
+)
+async def inbox_or_thread(
+    request: Request,
+    ctx: Ctx,
+    user: CurrentUser,
+    paging: Paging,
+    thread: Q = None,
+    user_: Annotated[str | None, Query(alias="user")] = None,
+    before_message: Q = None,
+    from_message: Q = None,
+) -> Page[SnippetOut] | Page[MessageOut]:
+    thread_id, other_id = _target(request)
+    if thread_id is None and other_id is None:
+        page = await service.inbox(ctx, user, paging.limit, paging.offset)
+        return offset_page(request, paging, page.count, page.results)
+    return await _thread(request, ctx, user, paging, thread_id, other_id)
+
+
+async def _thread(
+    request: Request,
+    ctx: service.Context,
+    user: Principal,
+    paging: Any,
+    thread_id: int | None,
+    other_id: int | None,
+) -> Page[MessageOut]:
+    cursor = service.ThreadCursor(
+        before_message=query_int(request, "before_message", minimum=1),
+        from_message=query_int(request, "from_message", minimum=1),
+    )
+    if cursor.before_message is not None and cursor.from_message is not None:
+        raise InvalidInput.field(
+            "before_message", "ambiguous", "Give `before_message` or `from_message`, not both."
+        )
+    membership = await service.access_thread(ctx, user, thread_id=thread_id, other_id=other_id)
+    page = await service.read_thread(ctx, user, membership, cursor, paging.limit, paging.offset)
+    keyset: dict[str, Any] = {"offset": None, "limit": paging.limit}
+    return Page[MessageOut](
+        count=page.count,
+        next=absolute_url(request, **keyset, from_message=None, before_message=page.older_than)
+        if page.older_than
+        else None,
+        previous=absolute_url(request, **keyset, before_message=None, from_message=page.newer_from)
+        if page.newer_from
+        else None,
+        results=page.results,
+    )
+
+
+@router.delete(
+    "/",
+    status_code=204,
+    responses=errors(400, 401, 404),
+    summary="Delete a thread for the caller (?thread= or ?user=)",
+)
+async def delete_thread(
+    request: Request, ctx: Ctx, user: CurrentUser, thread: Q = None
+) -> Response:
+    thread_id, other_id = _target(request)
+    if thread_id is None and other_id is None:
+        raise InvalidInput.field("thread", "required", "Name the thread with `thread` or `user`.")
+    membership = await service.access_thread(ctx, user, thread_id=thread_id, other_id=other_id)
+    if membership is None:
+        raise InvalidInput.field("user", "no_thread", "You have no thread with this user.")
+    await service.delete_thread_for(ctx, user, membership)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/search/",
+    response_model=Page[UserOut],
+    responses=errors(400, 401),
+    summary="Search people the caller may write to",
+)
+async def search(
+    request: Request,
+    session: Session,
+    user: CurrentUser,
+    paging: Paging,
+    user_: Annotated[str | None, Query(alias="user", max_length=150)] = None,
+) -> Page[UserOut]:
+    term = query_value(request, "user")
+    if term is None:
+        raise InvalidInput.field("user", "required", "Give a search term in `user`.")
+    if len(term) > 150:
+        raise InvalidInput.field("user", "max_length", "The search term is too long.")
+    count, rows = await users_repo.search_users(
+        session,
+        user.id,
+        term,
+        followers_only=not user.is_staff,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+    return offset_page(request, paging, count, [user_out(r) for r in rows])
+
+
+@router.get(
+    "/{id}/", response_model=MessageOut, responses=errors(400, 401, 404), summary="One message"
+)
+async def read_message(id: ObjectId, ctx: Ctx, user: CurrentUser) -> MessageOut:
+    return await service.read_message(ctx, user, id)
+
+
+@router.delete(
+    "/{id}/", status_code=204, responses=errors(400, 401, 403, 404), summary="Delete a message"
+)
+async def delete_message(id: ObjectId, ctx: Ctx, user: CurrentUser) -> Response:
+    await service.delete_message(ctx, user, id)
+    return Response(status_code=204)

@@ -1,0 +1,326 @@
+"""The rules of private messaging: who may send, what each member sees, what deleting does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Row
+
+from dovecote.auth.principal import Principal
+from dovecote.core import clock
+from dovecote.core.db import UnitOfWork
+from dovecote.core.errors import InvalidInput, NotFound, PermissionDenied
+from dovecote.core.settings import Settings
+from dovecote.pm import repository as repo
+from dovecote.pm.schemas import FileOut, MessageOut, SendMessageIn, SnippetOut
+from dovecote.realtime.broker import LiveEvent
+from dovecote.users import repository as users_repo
+from dovecote.users.service import message_refusal, user_out
+
+FileLinks = Callable[[Row[Any]], FileOut | None]
+
+
+def no_files(_row: Row[Any]) -> FileOut | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a PM operation needs besides its arguments."""
+
+    uow: UnitOfWork
+    settings: Settings
+    publish: Callable[[list[LiveEvent]], Any]
+    file_links: FileLinks = no_files
+
+
+# --- shaping ---------------------------------------------------------------------------------
+
+
+def _text(row: Row[Any], settings: Settings) -> str:
+    return settings.pm_deleted_placeholder if row.status == "hidden" else str(row.body)
+
+
+def message_out(
+    ctx: Context, row: Row[Any], thread_id: int, users: dict[int, Row[Any]], receiver_id: int | None
+) -> MessageOut:
+    sender = users.get(row.sender_id)
+    receiver = users.get(receiver_id) if receiver_id is not None else None
+    return MessageOut(
+        id=row.id,
+        sender_id=row.sender_id,
+        sender=user_out(sender) if sender else None,
+        message=_text(row, ctx.settings),
+        created_at=row.created_at,
+        status=row.status,
+        file=ctx.file_links(row) if row.file_id is not None else None,
+        thread_id=thread_id,
+        receiver=user_out(receiver) if receiver else None,
+    )
+
+
+def _other(low: int, high: int, user_id: int) -> int:
+    return high if user_id == low else low
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def _validate(settings: Settings, body: SendMessageIn) -> tuple[list[int], str]:
+    if body.group is not None:
+        raise InvalidInput.field(
+            "group", "groups_disabled", "Group conversations are not enabled on this server."
+        )
+    if not body.recipients:
+        raise InvalidInput.field("recipients", "required", "Name at least one recipient.")
+    if len(body.recipients) > settings.pm_max_recipients:
+        raise InvalidInput.field(
+            "recipients",
+            "max_length",
+            f"A message may go to at most {settings.pm_max_recipients} recipients.",
+        )
+    if body.file_uuid:
+        raise InvalidInput.field(
+            "file_uuid", "attachments_disabled", "Attachments are not available on this server yet."
+        )
+    text = body.message or ""
+    if not text.strip():
+        raise InvalidInput.field("message", "required", "Send a message or a file.")
+    if len(text) > settings.pm_message_max_length:
+        raise InvalidInput.field(
+            "message",
+            "max_length",
+            f"A message may hold at most {settings.pm_message_max_length} characters.",
+        )
+    return body.recipients, text
+
+
+async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> list[MessageOut]:
+    """Store one message in the thread with each recipient; one answer per recipient."""
+    recipients, text = _validate(ctx.settings, body)
+    session = ctx.uow.session
+    facts = await users_repo.recipient_facts(session, sender.id, recipients)
+    for recipient in recipients:
+        refusal = message_refusal(sender, recipient, facts.get(recipient))
+        if refusal is not None:
+            raise refusal
+
+    now = clock.now()
+    threads = await repo.direct_threads(session, sender.id, recipients)
+    if len(threads) < len(recipients):
+        threads = await repo.create_direct_threads(session, sender.id, recipients, now)
+    message_id = await repo.insert_message(session, sender.id, text, None, now)
+    await repo.list_in_threads(session, message_id, list(threads.values()))
+    deliveries = [(sender.id, t) for t in threads.values()] + [(r, t) for r, t in threads.items()]
+    revealed = await repo.advance_members(
+        session, message_id, sender.id, [(t, u) for u, t in deliveries]
+    )
+    stamped = await repo.append_events(
+        session, repo.NEW_MESSAGE, message_id, deliveries, revealed, now
+    )
+    _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
+
+    users = await users_repo.get_users(session, [sender.id, *recipients])
+    row = _MessageRow(message_id, sender.id, text, "created", now, None)
+    return [message_out(ctx, row, threads[r], users, r) for r in recipients]  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _MessageRow:
+    """A just-written message, shaped like a repository row."""
+
+    id: int
+    sender_id: int
+    body: str
+    status: str
+    created_at: Any
+    file_id: int | None
+
+
+def _publish_after_commit(
+    ctx: Context, activity_type: int, message_id: int, stamped: Sequence[tuple[int, int, int]]
+) -> None:
+    events = [
+        LiveEvent(
+            user_id=u, event_id=e, activity_type=activity_type, thread_id=t, message_id=message_id
+        )
+        for u, e, t in stamped
+    ]
+
+    async def publish() -> None:
+        await ctx.publish(events)
+
+    ctx.uow.after_commit(publish)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    count: int
+    results: list[SnippetOut]
+
+
+async def inbox(ctx: Context, user: Principal, limit: int, offset: int) -> InboxPage:
+    session = ctx.uow.session
+    count = await repo.inbox_count(session, user.id)
+    rows = await repo.inbox_page(session, user.id, limit, offset)
+    users = await users_repo.get_users(
+        session,
+        {user.id} | {r.user_low_id for r in rows} | {r.user_high_id for r in rows}
+    )
+    return InboxPage(count, [_snippet(ctx, row, user.id, users) for row in rows])
+
+
+def _snippet(ctx: Context, row: Row[Any], user_id: int, users: dict[int, Row[Any]]) -> SnippetOut:
+    sender = users.get(row.sender_id)
+    receiver = users.get(_other(row.user_low_id, row.user_high_id, row.sender_id))
+    headline = _text(row, ctx.settings)
+    if not headline and row.file_id is not None:
+        headline = row.file_name or ""
+    unread = row.last_incoming_id > max(row.last_read_id, row.cleared_before_id)
+    return SnippetOut(
+        id=row.thread_id,
+        headline=headline,
+        sender=user_out(sender) if sender else None,
+        receiver=user_out(receiver) if receiver else None,
+        created_at=row.created_at,
+        last_message_at=row.created_at,
+        thread_status="new" if unread else "seen",
+    )
+
+
+@dataclass(frozen=True)
+class ThreadCursor:
+    before_message: int | None = None
+    from_message: int | None = None
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    count: int
+    results: list[MessageOut]
+    older_than: int | None  # `next`: the page of messages before this id
+    newer_from: int | None  # `previous`: the page of messages from this id on
+
+
+async def access_thread(
+    ctx: Context, user: Principal, *, thread_id: int | None, other_id: int | None
+) -> repo.Membership | None:
+    """The caller's membership of a thread. NotFound for a thread id that is not theirs (the
+    same answer whether it exists or not); None for a person they have no thread with yet."""
+    session = ctx.uow.session
+    if thread_id is not None:
+        membership = await repo.membership(session, user.id, thread_id)
+        if membership is None:
+            raise NotFound("No such thread.", code="thread_not_found")
+        return membership
+    assert other_id is not None
+    if other_id == user.id:
+        return None
+    return await repo.membership_with(session, user.id, other_id)
+
+
+async def read_thread(
+    ctx: Context,
+    user: Principal,
+    membership: repo.Membership | None,
+    cursor: ThreadCursor,
+    limit: int,
+    offset: int,
+) -> ThreadPage:
+    if membership is None:
+        return ThreadPage(0, [], None, None)
+    session = ctx.uow.session
+    rows = await repo.thread_page(
+        session,
+        membership.thread_id,
+        after_id=membership.cleared_before_id,
+        before_id=cursor.before_message,
+        from_id=cursor.from_message,
+        limit=limit + 1,
+        offset=offset,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    ascending = cursor.from_message is not None
+    if not ascending:
+        rows.reverse()
+    other = membership.other_id
+    users = await users_repo.get_users(session, {user.id, other} if other else {user.id})
+    results = [
+        message_out(
+            ctx, r, membership.thread_id, users, other if r.sender_id == user.id else user.id
+        )
+        for r in rows
+    ]
+    newest_page = cursor == ThreadCursor() and offset == 0
+    if newest_page and membership.unread:
+        await repo.mark_read(session, membership.thread_id, user.id)
+    if not rows:
+        return ThreadPage(membership.message_count, [], None, None)
+    if ascending:
+        older = (
+            rows[0].id
+            if await repo.has_messages_before(
+                session, membership.thread_id, membership.cleared_before_id, rows[0].id
+            )
+            else None
+        )
+        return ThreadPage(
+            membership.message_count, results, older, rows[-1].id + 1 if more else None
+        )
+    newer = rows[-1].id + 1 if (cursor.before_message is not None or offset > 0) else None
+    return ThreadPage(membership.message_count, results, rows[0].id if more else None, newer)
+
+
+async def read_message(ctx: Context, user: Principal, message_id: int) -> MessageOut:
+    session = ctx.uow.session
+    row = await repo.visible_message(session, user.id, message_id)
+    if row is None:
+        raise NotFound("No such message.", code="message_not_found")
+    other = _other(row.user_low_id, row.user_high_id, row.sender_id)
+    users = await users_repo.get_users(session, {row.sender_id, other})
+    return message_out(ctx, row, row.thread_id, users, other)
+
+
+# --- deleting --------------------------------------------------------------------------------
+
+
+async def delete_message(ctx: Context, user: Principal, message_id: int) -> None:
+    """Within the delete window a message is `deleted` (gone everywhere); after it, `hidden`
+    (listed with the placeholder, its file detached). Only the sender may delete."""
+    session = ctx.uow.session
+    message = await repo.message_for_delete(session, message_id)
+    if message is None or message.sender_id != user.id:
+        if message is not None and await repo.is_participant(session, user.id, message_id):
+            raise PermissionDenied("Only the sender may delete a message.", code="not_sender")
+        raise NotFound("No such message.", code="message_not_found")
+    if message.status != "created":
+        return  # deleting again changes nothing
+    members = await repo.message_threads(session, message_id)
+    thread_ids = sorted({t for t, _ in members})
+    age = clock.now() - message.created_at
+    now = clock.now()
+    if age < timedelta(seconds=ctx.settings.pm_delete_window_seconds):
+        delta = await repo.unlist_message(session, message_id, thread_ids)
+    else:
+        await repo.hide_message(session, message_id)
+        delta = {}
+    deliveries = [(u, t) for t, u in members]
+    stamped = await repo.append_events(
+        session, repo.DELETED_MESSAGE, message_id, deliveries, delta, now
+    )
+    _publish_after_commit(ctx, repo.DELETED_MESSAGE, message_id, stamped)
+
+
+async def delete_thread_for(ctx: Context, user: Principal, membership: repo.Membership) -> None:
+    """Hide the thread and its history from this member only; a later message revives it."""
+    session = ctx.uow.session
+    await repo.clear_thread(session, membership.thread_id, user.id)
+    if membership.visible:
+        await repo.change_inbox_counts(session, {user.id: -1})
