@@ -124,8 +124,8 @@ async def revoke_token(request: Request, session: Session) -> Response:
     openapi_extra=body_of(VerifyTokenIn, "application/json", FORM),
     summary="Check that a JWT is valid",
 )
-async def verify_token(request: Request) -> VerifyTokenOut:
+async def verify_token(request: Request, session: Session) -> VerifyTokenOut:
     body = await read_body(request, VerifyTokenIn)
-    if not service.token_is_valid(app_state(request).jwt_secret, body.token):
+    if not await service.jwt_is_valid(session, app_state(request).jwt_secret, body.token):
         raise AuthenticationFailed("Token is invalid or expired.", code="token_not_valid")
     return VerifyTokenOut()

@@ -64,11 +64,22 @@ async def read_body_dict(request: Request) -> dict[str, Any]:
         raise InvalidInput.field(
             "non_field_errors", "parse_error", f"Malformed JSON: {exc}"
         ) from exc
+    _refuse_lone_surrogates(parsed)
     if not isinstance(parsed, dict):
         raise InvalidInput.field(
             "non_field_errors", "invalid", "Expected a JSON object as the request body."
         )
     return parsed
+
+
+def _refuse_lone_surrogates(parsed: Any) -> None:
+    """JSON may escape half a UTF-16 pair (`"\\ud800"`); no database can store that text."""
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput.field(
+            "non_field_errors", "invalid", "The body holds text that is not valid Unicode."
+        ) from exc
 
 
 async def read_body(request: Request, model: type[M]) -> M:
