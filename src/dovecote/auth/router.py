@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 from fastapi import Request, Response
+from starlette.exceptions import HTTPException
 
 from dovecote.auth import service
 from dovecote.auth.schemas import (
@@ -34,12 +35,15 @@ _oauth_errors: dict[int | str, dict[str, Any]] = {
 
 
 async def _oauth_form(request: Request) -> dict[str, str]:
-    form = await request.form()
+    try:
+        form = await request.form()
+    except HTTPException as exc:  # e.g. a multipart body without a boundary
+        raise OAuthError("invalid_request", str(exc.detail)) from exc
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):  # RFC 6749 §2.3.1 client authentication
         try:
-            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+            client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise OAuthError("invalid_client", "Malformed Basic credentials.", 401) from exc
         fields.setdefault("client_id", client_id)
