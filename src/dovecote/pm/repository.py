@@ -208,7 +208,8 @@ async def append_events(
         per_user.setdefault(user_id, []).append(thread_id)
     users = sorted(per_user)
     bump = case(*((User.id == u, len(per_user[u])) for u in users), else_=0)
-    delta = case(*((User.id == u, d) for u, d in inbox_delta.items() if d), else_=0)
+    changes = [(User.id == u, d) for u, d in inbox_delta.items() if d]
+    delta = case(*changes, else_=0) if changes else 0  # CASE without WHEN is not SQL
     rows = await session.execute(
         update(User)
         .where(User.id.in_(users))
