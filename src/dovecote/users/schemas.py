@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 Role = Literal["admin", "moderator", "editor"]
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+MAX_ID = 2**63 - 1
 
 
 class UserOut(BaseModel):
@@ -43,7 +44,7 @@ class SignupIn(BaseModel):
     real_name: str = Field("", max_length=255)
     email: EmailStr | None = None
     password: str | None = Field(None, min_length=8, max_length=1024)
-    ext_id: int | None = Field(None, ge=0, le=2**63 - 1)
+    ext_id: int | None = Field(None, ge=0, le=MAX_ID)
     role: Role | None = None
     avatar: str | None = Field(None, max_length=1024)
 
@@ -65,7 +66,7 @@ class IsHiddenByOut(BaseModel):
 
 
 class ConnectionStatusesIn(BaseModel):
-    users: list[int] = Field(max_length=1000)
+    users: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(max_length=1000)
 
 
 class ConnectionStatusesOut(BaseModel):
