@@ -42,7 +42,7 @@ async def hidden_users_id(session: Session, user: CurrentUser) -> list[int]:
     return await repository.hidden_ids(session, user.id)
 
 
-@router.get("/user/hidden_users/", response_model=Page[UserOut], responses=AUTH)
+@router.get("/user/hidden_users/", response_model=Page[UserOut], responses=errors(400, 401))
 async def hidden_users(
     request: Request, session: Session, user: CurrentUser, paging: Paging
 ) -> Page[UserOut]:
