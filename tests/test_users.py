@@ -99,7 +99,7 @@ GARBAGE_IDS = [
     "%00",
     "%20",
     "0x10",
-    "١",
+    "\u0661",  # ARABIC-INDIC DIGIT ONE: int() would read it as 1
 ]
 
 

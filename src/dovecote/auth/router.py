@@ -43,7 +43,9 @@ async def _oauth_form(request: Request) -> dict[str, str]:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):  # RFC 6749 §2.3.1 client authentication
         try:
-            client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+            client_id, _, secret = (
+                base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+            )
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise OAuthError("invalid_client", "Malformed Basic credentials.", 401) from exc
         fields.setdefault("client_id", client_id)
