@@ -60,6 +60,15 @@ def _describe(exc: DovecoteError) -> str:
     return exc.message
 
 
+def _secret() -> bytes:
+    """The JWT secret, or a clear error (not a traceback) when it is unusable."""
+    try:
+        return get_settings().jwt_secret_bytes()
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
 async def _user_id(session: AsyncSession, username: str) -> int:
     user_id = await users_repo.user_id_by_username(session, username)
     if user_id is None:
@@ -79,7 +88,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     migrate.upgrade(settings.effective_database_url)
-    settings.jwt_secret_bytes()  # generated here once, before the workers read it
+    _secret()  # generated here once, before the workers read it
     uvicorn.run(
         "dovecote.app:create_app",
         factory=True,
@@ -138,7 +147,7 @@ def token(
         return await _user_id(session, username)
 
     user_id = _run(work)
-    secret = get_settings().jwt_secret_bytes()
+    secret = _secret()
     typer.echo(security.issue_jwt(secret, user_id, lifetime=timedelta(minutes=minutes)))
 
 
@@ -198,7 +207,7 @@ def demo(users: Annotated[int, typer.Option(min=2, max=1000)] = 5) -> None:
         return created
 
     created = _run(work)
-    secret = get_settings().jwt_secret_bytes()
+    secret = _secret()
     for name, user_id in created:
         jwt_token = security.issue_jwt(secret, user_id, lifetime=timedelta(hours=24))
         typer.echo(f"{name}\tid={user_id}\tpassword={name}-password\ttoken={jwt_token}")
