@@ -109,10 +109,22 @@ def test_users_create_with_an_invalid_username(env: dict[str, str], name: str) -
     assert query(env["DOVECOTE_DATABASE_URL"], "SELECT COUNT(*) FROM users") == [(0,)]
 
 
-def test_users_create_with_an_invalid_role(env: dict[str, str]) -> None:
-    result = run("users", "create", "anna", "--role", "superuser")
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        (["--role", "superuser"], "role"),
+        (["--email", "not an email"], "email"),
+        (["--password", "short"], "password"),
+        (["--real-name", "x" * 256], "real_name"),
+    ],
+)
+def test_users_create_with_invalid_options(
+    env: dict[str, str], options: list[str], field: str
+) -> None:
+    result = run("users", "create", "anna", *options)
     assert result.exit_code == 1
-    assert "role" in result.stderr
+    assert field in result.stderr and "Traceback" not in result.stderr
+    assert query(env["DOVECOTE_DATABASE_URL"], "SELECT COUNT(*) FROM users") == [(0,)]
 
 
 # --- token, follow, clients, demo --------------------------------------------------------------

@@ -3,6 +3,7 @@ answers in the contract's error shape."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,8 @@ async def test_the_send_endpoint_documents_the_seed(client: httpx.AsyncClient) -
     assert set(media) >= {"application/json", "application/x-www-form-urlencoded"}
     body = resolve(schema, media["application/json"]["schema"])
     assert {"recipients", "message"} <= set(body["properties"])
+    recipients = json.dumps(body["properties"]["recipients"])
+    assert '"type": "integer"' in recipients and '"type": "array"' in recipients
     message_out = resolve(schema, schema["components"]["schemas"]["MessageOut"])
     assert {"id", "sender_id", "message", "created_at", "status", "file"} <= set(
         message_out["properties"]

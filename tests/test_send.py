@@ -507,8 +507,9 @@ async def test_attachments_and_groups_are_refused_cleanly(
     [
         (OperationalError("COMMIT", {}, Exception("disk I/O error")), 503),
         (RuntimeError("boom"), 500),
+        (OperationalError("COMMIT", {}, Exception('near "ELSE": syntax error')), 500),
     ],
-    ids=["database", "bug"],
+    ids=["database", "bug", "sql-bug"],
 )
 async def test_a_send_that_fails_to_commit_is_never_acknowledged(
     client: httpx.AsyncClient,

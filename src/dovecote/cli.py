@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,9 +19,11 @@ from dovecote.auth import service as auth_service
 from dovecote.core import migrate, security
 from dovecote.core.db import create_database
 from dovecote.core.errors import DovecoteError, InvalidInput
+from dovecote.core.requests import field_errors
 from dovecote.core.settings import get_settings
 from dovecote.users import repository as users_repo
 from dovecote.users import service as users_service
+from dovecote.users.schemas import SignupIn
 
 app = typer.Typer(help="Dovecote: private messaging for online communities.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -118,19 +121,17 @@ def users_create(
     role: Annotated[str | None, typer.Option(help="admin, moderator or editor.")] = None,
 ) -> None:
     """Create a user and print it as one line of JSON."""
-    if role not in (None, "admin", "moderator", "editor"):
-        err.print("[red]error:[/red] role must be admin, moderator or editor")
-        raise typer.Exit(1)
+    try:  # the same limits as POST /api/v2/sso/signup/
+        fields = SignupIn.model_validate(
+            {"username": username, "real_name": real_name, "email": email, "role": role}
+            | ({"password": password} if password is not None else {})
+        )
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] {_describe(field_errors(exc))}")
+        raise typer.Exit(1) from exc
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        user = await users_service.create_user(
-            session,
-            username=username,
-            password=password,
-            real_name=real_name,
-            email=email,
-            role=role,
-        )
+        user = await users_service.create_user(session, **fields.model_dump(exclude_none=True))
         return user.model_dump(mode="json")
 
     typer.echo(json.dumps(_run(work)))

@@ -104,7 +104,13 @@ async def _http(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(detail, code), exc.status_code, headers=exc.headers)
 
 
-async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+# SQLite reports mistakes in our SQL as OperationalError too: those are bugs, not outages.
+_SQLITE_BUGS = ("syntax error", "no such table", "no such column", "no such function", "ambiguous")
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, OperationalError) and any(b in str(exc.orig) for b in _SQLITE_BUGS):
+        return await _bug(request, exc)
     log.warning("database unavailable: %s", exc)
     return render(
         ServiceUnavailable(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from dovecote.users.schemas import UserOut
@@ -45,14 +45,19 @@ def _optional_text(value: Any) -> Any:
 Recipients = Annotated[
     list[int],
     BeforeValidator(_recipients),
-    Field(
-        description="A user id or a list of user ids; duplicates are ignored.",
-        json_schema_extra={
+    # The whole schema, not an addition to list[int]'s: an integer alone is a valid answer too.
+    WithJsonSchema(
+        {
             "anyOf": [
-                {"type": "integer", "minimum": 1},
-                {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
-            ]
-        },
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                    "minItems": 1,
+                },
+            ],
+            "description": "A user id or a list of user ids; duplicates are ignored.",
+        }
     ),
 ]
 
