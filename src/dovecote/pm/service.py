@@ -170,7 +170,8 @@ async def inbox(ctx: Context, user: Principal, limit: int, offset: int) -> Inbox
     count = await repo.inbox_count(session, user.id)
     rows = await repo.inbox_page(session, user.id, limit, offset)
     users = await users_repo.get_users(
-        session, {user.id} | {r.user_low_id for r in rows} | {r.user_high_id for r in rows}
+        session,
+        {user.id} | {r.user_low_id for r in rows} | {r.user_high_id for r in rows}
     )
     return InboxPage(count, [_snippet(ctx, row, user.id, users) for row in rows])
 
