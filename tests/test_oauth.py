@@ -389,3 +389,12 @@ async def test_oauth_endpoints_work_without_trailing_slash(
     token = response.json()["access_token"]
     revoke = await client.post("/oauth/revoke_token", data={"client_id": client_id, "token": token})
     assert revoke.status_code == 200
+
+
+async def test_oversized_oauth_bodies_are_refused(client: httpx.AsyncClient) -> None:
+    body = b"grant_type=password&client_id=x&username=a&password=" + b"p" * 2_000_000
+    for path in (TOKEN, REVOKE):
+        response = await client.post(
+            path, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert_oauth_error(response, 413, "invalid_request")

@@ -487,6 +487,24 @@ async def test_malformed_bodies(
     await nothing_stored(world)
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+async def test_oversized_bodies_are_413(
+    client: httpx.AsyncClient, world: World, pair: tuple[Member, Member], content_type: str
+) -> None:
+    anna, bruno = pair
+    filler = "x" * 2_000_000
+    content = (
+        b'{"recipients": [%d], "message": "%s"}' % (bruno.id, filler.encode())
+        if content_type == "application/json"
+        else f"recipients={bruno.id}&message={filler}".encode()
+    )
+    response = await client.post(
+        PM, content=content, headers={**anna.auth, "Content-Type": content_type}
+    )
+    assert_error(response, 413, "body_too_large")
+    await nothing_stored(world)
+
+
 async def test_attachments_and_groups_are_refused_cleanly(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:

@@ -44,7 +44,15 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+def declared_too_large(request: Request, limit: int = MAX_JSON_BODY) -> bool:
+    """Whether the request announces a body over `limit`: refused before reading a byte."""
+    declared = request.headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > limit
+
+
 async def read_body_dict(request: Request) -> dict[str, Any]:
+    if declared_too_large(request):
+        raise PayloadTooLarge(f"The body exceeds {MAX_JSON_BODY} bytes.", code="body_too_large")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()

@@ -17,7 +17,7 @@ def _one_id(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise PydanticCustomError("invalid", "Each recipient must be a user id (an integer).")
     if isinstance(value, str):
-        if not value.strip().isdigit():
+        if not (value.strip().isascii() and value.strip().isdigit()):
             raise PydanticCustomError("invalid", "Each recipient must be a user id (an integer).")
         value = int(value.strip())
     number: int = value
