@@ -375,7 +375,7 @@ async def test_verify_token_with_text_that_is_not_unicode(client: httpx.AsyncCli
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 400, response.text
-    assert response.json()["errors"][0]["field"] == "non_field_errors"
+    assert response.json()["errors"][0]["field"] == "token"
 
 
 async def test_verify_token_with_malformed_json(client: httpx.AsyncClient) -> None:

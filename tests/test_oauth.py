@@ -398,3 +398,18 @@ async def test_oversized_oauth_bodies_are_refused(client: httpx.AsyncClient) -> 
             path, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
         )
         assert_oauth_error(response, 413, "invalid_request")
+
+
+async def test_nul_characters_are_invalid_requests(
+    client: httpx.AsyncClient, world: World, anna: Any
+) -> None:
+    client_id, _ = await make_client(world)
+    for data in (
+        {"client_id": client_id, "username": "anna\x00", "password": PASSWORD},
+        {"client_id": "\x00", "username": "anna", "password": PASSWORD},
+        {"client_id": client_id, "username": "anna", "password": "\x00"},
+    ):
+        response = await client.post(TOKEN, data={"grant_type": "password", **data})
+        assert_oauth_error(response, 400, "invalid_request")
+    response = await client.post(REVOKE, data={"client_id": client_id, "token": "a\x00"})
+    assert_oauth_error(response, 400, "invalid_request")

@@ -175,3 +175,54 @@ async def test_wrong_method_is_405_in_the_error_shape(
         body = response.json()
         assert body["detail"] and body["errors"][0]["code"] == "method_not_allowed"
         assert response.headers.get("allow")
+
+
+async def test_garbage_query_values_are_400_never_500(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    anna = await world.user("anna")
+    for path in (
+        "/api/v2/pm/search/?user=%00",
+        "/api/v2/pm/search/?user=a%00b",
+        "/api/v2/pm/?thread=99999999999999999999",
+        "/api/v2/pm/?user=9223372036854775808",
+        "/api/v2/pm/?thread=1_000",
+        "/api/v2/pm/?user=%00",
+        f"/api/v2/user/{anna.id}/followers/?limit=%00",
+        f"/api/v2/user/{anna.id}/followers/?offset=99999999999999999999",
+        f"/api/v2/user/{anna.id}/followings/?limit=1e9",
+        "/api/v2/user/hidden_users/?limit=-5",
+    ):
+        response = await client.get(path, headers=anna.auth)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["errors"][0]["field"]
+    for path in ("/api/v2/pm/search/?user=%25", "/api/v2/pm/search/?user=_", "/api/v2/pm/?user=2"):
+        response = await client.get(path, headers=anna.auth)
+        assert response.status_code < 500, (path, response.text)
+
+
+async def test_bodies_no_database_can_store_are_400(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    admin = await world.user("admin", role="admin")
+    json_bodies = [
+        (b'{"username": "ok", "real_name": "a\\u0000b"}', "real_name"),
+        (b'{"username": "ok", "avatar": "\\u0000"}', "avatar"),
+        (b'{"username": "ok", "real_name": "\\udc00"}', "real_name"),
+        (b'{"\\ud800": 1, "username": "ok"}', "non_field_errors"),
+        (b'{"username": "ok", "real_name": ' + b"[" * 900 + b"]" * 900 + b"}", "real_name"),
+        (b"[" * 100_000, "non_field_errors"),
+    ]
+    for content, field in json_bodies:
+        response = await client.post(
+            "/api/v2/sso/signup/",
+            content=content,
+            headers={**admin.auth, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, (content[:60], response.text)
+        assert response.json()["errors"][0]["field"] == field
+    form = await client.post(
+        "/api/v2/sso/signup/", data={"username": "ok", "real_name": "a\x00"}, headers=admin.auth
+    )
+    assert form.status_code == 400, form.text
+    assert await world.sql("SELECT COUNT(*) FROM users") == [(1,)]

@@ -21,7 +21,7 @@ from dovecote.auth.schemas import (
 from dovecote.core.deps import AppSettings, Session, UoW
 from dovecote.core.errors import AuthenticationFailed, OAuthError
 from dovecote.core.openapi import body_of, errors
-from dovecote.core.requests import declared_too_large, read_body
+from dovecote.core.requests import declared_too_large, read_body, unstorable
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
 
@@ -42,6 +42,8 @@ async def _oauth_form(request: Request) -> dict[str, str]:
     except HTTPException as exc:  # e.g. a multipart body without a boundary
         raise OAuthError("invalid_request", str(exc.detail)) from exc
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if unstorable(fields):
+        raise OAuthError("invalid_request", "A parameter holds a NUL character.")
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):  # RFC 6749 §2.3.1 client authentication
         try:

@@ -17,6 +17,7 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 2**31 - 1
+MAX_INT64 = 2**63 - 1  # ids are BIGINT: a larger number can name nothing
 
 
 def query_value(request: Request, name: str) -> str | None:
@@ -24,19 +25,24 @@ def query_value(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     if value is None or value.strip() in ("", "undefined", "null"):
         return None
+    if "\x00" in value:  # no database compares text holding NUL
+        raise InvalidInput.field(name, "invalid", f"`{name}` may not hold NUL characters.")
     return value.strip()
 
 
-def query_int(request: Request, name: str, *, minimum: int = 0) -> int | None:
+def query_int(
+    request: Request, name: str, *, minimum: int = 0, maximum: int = MAX_INT64
+) -> int | None:
     value = query_value(request, name)
     if value is None:
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidInput.field(name, "invalid", f"`{name}` must be an integer.") from None
+    if not (value.isascii() and value.lstrip("-").isdigit()) or len(value) > 20:
+        raise InvalidInput.field(name, "invalid", f"`{name}` must be an integer.")
+    number = int(value)
     if number < minimum:
         raise InvalidInput.field(name, "min_value", f"`{name}` must be at least {minimum}.")
+    if number > maximum:
+        raise InvalidInput.field(name, "max_value", f"`{name}` must be at most {maximum}.")
     return number
 
 

@@ -60,7 +60,13 @@ async def read_body_dict(request: Request) -> dict[str, Any]:
         for key in form:
             values = [v for v in form.getlist(key) if isinstance(v, str)]
             data[key] = values[0] if len(values) == 1 else values
-        return data
+    else:
+        data = await _json_object(request)
+    refuse_unstorable_text(data)
+    return data
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_JSON_BODY:
         raise PayloadTooLarge(f"The body exceeds {MAX_JSON_BODY} bytes.", code="body_too_large")
@@ -68,11 +74,10 @@ async def read_body_dict(request: Request) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInput.field(
             "non_field_errors", "parse_error", f"Malformed JSON: {exc}"
         ) from exc
-    _refuse_lone_surrogates(parsed)
     if not isinstance(parsed, dict):
         raise InvalidInput.field(
             "non_field_errors", "invalid", "Expected a JSON object as the request body."
@@ -80,14 +85,34 @@ async def read_body_dict(request: Request) -> dict[str, Any]:
     return parsed
 
 
-def _refuse_lone_surrogates(parsed: Any) -> None:
-    """JSON may escape half a UTF-16 pair (`"\\ud800"`); no database can store that text."""
-    try:
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput.field(
-            "non_field_errors", "invalid", "The body holds text that is not valid Unicode."
-        ) from exc
+def unstorable(value: Any) -> bool:
+    """Text no database stores: NUL characters (PostgreSQL refuses them) or half a UTF-16
+    surrogate pair (JSON may escape one, `"\\ud800"`; it is not Unicode)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(unstorable(item) for item in value)
+    if isinstance(value, dict):
+        return any(unstorable(k) or unstorable(v) for k, v in value.items())
+    return False
+
+
+def refuse_unstorable_text(data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        try:
+            bad_key, bad_value = unstorable(key), unstorable(value)
+        except RecursionError as exc:
+            raise InvalidInput.field(key, "too_deep", "The value is nested too deeply.") from exc
+        if bad_key or bad_value:
+            raise InvalidInput.field(
+                "non_field_errors" if bad_key else key,
+                "invalid",
+                "The text holds a NUL character or invalid Unicode.",
+            )
 
 
 async def read_body(request: Request, model: type[M]) -> M:
