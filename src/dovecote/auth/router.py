@@ -134,8 +134,9 @@ async def revoke_token(request: Request, session: Session) -> Response:
     openapi_extra=body_of(VerifyTokenIn, "application/json", FORM),
     summary="Check that a JWT is valid",
 )
-async def verify_token(request: Request, session: Session) -> VerifyTokenOut:
+async def verify_token(request: Request, uow: UoW) -> VerifyTokenOut:
+    uow.write = False  # only reads: on SQLite it need not queue for the writer connection
     body = await read_body(request, VerifyTokenIn)
-    if not await service.jwt_is_valid(session, app_state(request).jwt_secret, body.token):
+    if not await service.jwt_is_valid(uow.session, app_state(request).jwt_secret, body.token):
         raise AuthenticationFailed("Token is invalid or expired.", code="token_not_valid")
     return VerifyTokenOut()
