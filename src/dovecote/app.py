@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from dovecote import __version__
 from dovecote.auth.router import router as auth_router
-from dovecote.core import handlers
+from dovecote.core import handlers, openapi
 from dovecote.core.db import create_database
 from dovecote.core.handlers import error_body
 from dovecote.core.middleware import BodySizeLimit
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(pm_router)
     _health(app)
+    openapi.install(app)
     return app
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,9 +19,11 @@ from dovecote.auth import service as auth_service
 from dovecote.core import migrate, security
 from dovecote.core.db import create_database
 from dovecote.core.errors import DovecoteError, InvalidInput
+from dovecote.core.requests import field_errors
 from dovecote.core.settings import get_settings
 from dovecote.users import repository as users_repo
 from dovecote.users import service as users_service
+from dovecote.users.schemas import SignupIn
 
 app = typer.Typer(
     help="Dovecote: private messaging for online communities.",
@@ -69,6 +72,15 @@ def _describe(exc: DovecoteError) -> str:
     return exc.message
 
 
+def _secret() -> bytes:
+    """The JWT secret, or a clear error (not a traceback) when it is unusable."""
+    try:
+        return get_settings().jwt_secret_bytes()
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
 async def _user_id(session: AsyncSession, username: str) -> int:
     user_id = await users_repo.user_id_by_username(session, username)
     if user_id is None:
@@ -88,7 +100,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     _migrate(settings.effective_database_url)
-    settings.jwt_secret_bytes()  # generated here once, before the workers read it
+    _secret()  # generated here once, before the workers read it
     uvicorn.run(
         "dovecote.app:create_app",
         factory=True,
@@ -118,19 +130,17 @@ def users_create(
     role: Annotated[str | None, typer.Option(help="admin, moderator or editor.")] = None,
 ) -> None:
     """Create a user and print it as one line of JSON."""
-    if role not in (None, "admin", "moderator", "editor"):
-        err.print("[red]error:[/red] role must be admin, moderator or editor")
-        raise typer.Exit(1)
+    try:  # the same limits as POST /api/v2/sso/signup/
+        fields = SignupIn.model_validate(
+            {"username": username, "real_name": real_name, "email": email, "role": role}
+            | ({"password": password} if password is not None else {})
+        )
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] {_describe(field_errors(exc))}")
+        raise typer.Exit(1) from exc
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        user = await users_service.create_user(
-            session,
-            username=username,
-            password=password,
-            real_name=real_name,
-            email=email,
-            role=role,
-        )
+        user = await users_service.create_user(session, **fields.model_dump(exclude_none=True))
         return user.model_dump(mode="json")
 
     typer.echo(json.dumps(_run(work)))
@@ -147,7 +157,7 @@ def token(
         return await _user_id(session, username)
 
     user_id = _run(work)
-    secret = get_settings().jwt_secret_bytes()
+    secret = _secret()
     typer.echo(security.issue_jwt(secret, user_id, lifetime=timedelta(minutes=minutes)))
 
 
@@ -207,7 +217,7 @@ def demo(users: Annotated[int, typer.Option(min=2, max=1000)] = 5) -> None:
         return created
 
     created = _run(work)
-    secret = get_settings().jwt_secret_bytes()
+    secret = _secret()
     for name, user_id in created:
         jwt_token = security.issue_jwt(secret, user_id, lifetime=timedelta(hours=24))
         typer.echo(f"{name}\tid={user_id}\tpassword={name}-password\ttoken={jwt_token}")

@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 from fastapi import Request, Response
+from starlette.exceptions import HTTPException
 
 from dovecote.auth import service
 from dovecote.auth.schemas import (
@@ -21,7 +22,7 @@ from dovecote.core.deps import AppSettings, Session, UoW
 from dovecote.core.errors import AuthenticationFailed, OAuthError
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.ratelimit import Limiter, client_ip
-from dovecote.core.requests import read_body
+from dovecote.core.requests import declared_too_large, read_body, unstorable
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
 
@@ -31,17 +32,26 @@ FORM = "application/x-www-form-urlencoded"
 _oauth_errors: dict[int | str, dict[str, Any]] = {
     400: {"model": OAuthErrorOut, "description": "RFC 6749 error."},
     401: {"model": OAuthErrorOut, "description": "Client authentication failed."},
-    **errors(429),
+    429: {"model": OAuthErrorOut, "description": "Too many attempts; see Retry-After."},
 }
 
 
 async def _oauth_form(request: Request) -> dict[str, str]:
-    form = await request.form()
+    if declared_too_large(request):
+        raise OAuthError("invalid_request", "The body is too large.", 413)
+    try:
+        form = await request.form()
+    except HTTPException as exc:  # e.g. a multipart body without a boundary
+        raise OAuthError("invalid_request", str(exc.detail)) from exc
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if unstorable(fields):
+        raise OAuthError("invalid_request", "A parameter holds a NUL character.")
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):  # RFC 6749 §2.3.1 client authentication
         try:
-            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+            client_id, _, secret = (
+                base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+            )
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise OAuthError("invalid_client", "Malformed Basic credentials.", 401) from exc
         fields.setdefault("client_id", client_id)
@@ -130,8 +140,9 @@ async def revoke_token(request: Request, session: Session) -> Response:
     openapi_extra=body_of(VerifyTokenIn, "application/json", FORM),
     summary="Check that a JWT is valid",
 )
-async def verify_token(request: Request) -> VerifyTokenOut:
+async def verify_token(request: Request, uow: UoW) -> VerifyTokenOut:
+    uow.write = False  # only reads: on SQLite it need not queue for the writer connection
     body = await read_body(request, VerifyTokenIn)
-    if not service.token_is_valid(app_state(request).jwt_secret, body.token):
+    if not await service.jwt_is_valid(uow.session, app_state(request).jwt_secret, body.token):
         raise AuthenticationFailed("Token is invalid or expired.", code="token_not_valid")
     return VerifyTokenOut()

@@ -32,12 +32,13 @@ async def authenticate(session: AsyncSession, secret: bytes, token: str) -> Prin
     return principal
 
 
-def token_is_valid(secret: bytes, token: str) -> bool:
+async def jwt_is_valid(session: AsyncSession, secret: bytes, token: str) -> bool:
+    """Whether `token` is a JWT that `authenticate` would accept (its user included)."""
     try:
-        security.decode_jwt(secret, token)
+        claims = security.decode_jwt(secret, token)
     except security.InvalidToken:
         return False
-    return True
+    return await repository.principal_by_user_id(session, claims.user_id) is not None
 
 
 @dataclass(frozen=True)

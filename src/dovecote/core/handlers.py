@@ -72,8 +72,12 @@ def render(error: DovecoteError) -> JSONResponse:
     return JSONResponse(body, error.status_code, headers=headers or None)
 
 
-async def _domain(_request: Request, exc: Exception) -> JSONResponse:
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DovecoteError)
+    if isinstance(exc, RateLimited) and request.url.path.startswith("/oauth/"):
+        response = render(OAuthError("slow_down", exc.message, 429))  # RFC 6749's shape there
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return render(exc)
 
 
@@ -117,13 +121,23 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-# SQLite reports programming errors as OperationalError too; only these mean "unavailable".
+# SQLite reports mistakes in our SQL as OperationalError too: those are bugs, not outages.
 _SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly")
+_SQL_BUGS = ("syntax error", "no such table", "no such column", "no such function", "ambiguous")
+
+
+def _is_sql_bug(exc: Exception) -> bool:
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(exc.orig).lower()
+    if any(bug in text for bug in _SQL_BUGS):
+        return True
+    from_sqlite = "sqlite" in type(exc.orig).__module__
+    return from_sqlite and not any(word in text for word in _SQLITE_UNAVAILABLE)
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-    sqlite_error = isinstance(exc, OperationalError) and "sqlite" in type(exc.orig).__module__
-    if sqlite_error and not any(w in str(exc).lower() for w in _SQLITE_UNAVAILABLE):
+    if _is_sql_bug(exc):
         return await _bug(request, exc)
     log.warning("database unavailable: %s", exc)
     return render(

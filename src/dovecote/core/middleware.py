@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dovecote.core.errors import PayloadTooLarge
+from dovecote.core.errors import DovecoteError, OAuthError, PayloadTooLarge
 from dovecote.core.handlers import render
 from dovecote.core.settings import Settings
 
 UPLOAD_PREFIX = "/api/v2/pm/upload"
 MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _too_large(path: str, cap: int) -> DovecoteError:
+    message = f"The request body may be at most {cap} bytes."
+    if path.startswith("/oauth/"):  # RFC 6749 speaks there
+        return OAuthError("invalid_request", message, 413)
+    return PayloadTooLarge(message, code="body_too_large")
 
 
 class BodySizeLimit:
@@ -30,10 +37,7 @@ class BodySizeLimit:
         cap = self.cap_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
-            error = PayloadTooLarge(
-                f"The request body may be at most {cap} bytes.", code="body_too_large"
-            )
-            await render(error)(scope, receive, send)
+            await render(_too_large(scope["path"], cap))(scope, receive, send)
             return
         received = 0
 
@@ -43,9 +47,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap:
-                    raise PayloadTooLarge(
-                        f"The request body may be at most {cap} bytes.", code="body_too_large"
-                    )
+                    raise _too_large(scope["path"], cap)
             return message
 
         await self.app(scope, counted, send)

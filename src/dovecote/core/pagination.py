@@ -33,19 +33,24 @@ def query_value(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     if value is None or value.strip() in ("", "undefined"):
         return None
+    if "\x00" in value:  # no database compares text holding NUL
+        raise InvalidInput.field(name, "invalid", f"`{name}` may not hold NUL characters.")
     return value.strip()
 
 
-def query_int(request: Request, name: str, *, minimum: int = 0) -> int | None:
+def query_int(
+    request: Request, name: str, *, minimum: int = 0, maximum: int = MAX_QUERY_INT
+) -> int | None:
     value = query_value(request, name)
     if value is None:
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidInput.field(name, "invalid", f"`{name}` must be an integer.") from None
+    if not (value.isascii() and value.lstrip("-").isdigit()) or len(value) > 20:
+        raise InvalidInput.field(name, "invalid", f"`{name}` must be an integer.")
+    number = int(value)
     if number < minimum:
         raise InvalidInput.field(name, "min_value", f"`{name}` must be at least {minimum}.")
+    if number > maximum:
+        raise InvalidInput.field(name, "max_value", f"`{name}` must be at most {maximum}.")
     return number
 
 

@@ -44,6 +44,12 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+def declared_too_large(request: Request, limit: int = MAX_JSON_BODY) -> bool:
+    """Whether the request announces a body over `limit`: refused before reading a byte."""
+    declared = request.headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > limit
+
+
 def _is_list(model: type[BaseModel] | None, name: str) -> bool:
     field = model.model_fields.get(name) if model else None
     return field is not None and get_origin(field.annotation) is list
@@ -52,6 +58,8 @@ def _is_list(model: type[BaseModel] | None, name: str) -> bool:
 async def read_body_dict(request: Request, model: type[BaseModel] | None = None) -> dict[str, Any]:
     """The body as a dict. Form fields repeat for lists: a list-typed field always gets a list,
     any other field its single value."""
+    if declared_too_large(request):
+        raise PayloadTooLarge(f"The body exceeds {MAX_JSON_BODY} bytes.", code="body_too_large")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
@@ -59,7 +67,15 @@ async def read_body_dict(request: Request, model: type[BaseModel] | None = None)
         for key in form:
             values = [v for v in form.getlist(key) if isinstance(v, str)]
             data[key] = values if len(values) != 1 or _is_list(model, key) else values[0]
-        return data
+    else:
+        data = await _json_object(request)
+    if model is not None and model.model_config.get("extra") != "forbid":
+        data = {key: value for key, value in data.items() if key in model.model_fields}
+    refuse_unstorable_text(data)
+    return data
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_JSON_BODY:
         raise PayloadTooLarge(f"The body exceeds {MAX_JSON_BODY} bytes.", code="body_too_large")
@@ -67,7 +83,7 @@ async def read_body_dict(request: Request, model: type[BaseModel] | None = None)
         return {}
     try:
         parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInput.field(
             "non_field_errors", "parse_error", f"Malformed JSON: {exc}"
         ) from exc
@@ -76,6 +92,36 @@ async def read_body_dict(request: Request, model: type[BaseModel] | None = None)
             "non_field_errors", "invalid", "Expected a JSON object as the request body."
         )
     return parsed
+
+
+def unstorable(value: Any) -> bool:
+    """Text no database stores: NUL characters (PostgreSQL refuses them) or half a UTF-16
+    surrogate pair (JSON may escape one, `"\\ud800"`; it is not Unicode)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(unstorable(item) for item in value)
+    if isinstance(value, dict):
+        return any(unstorable(k) or unstorable(v) for k, v in value.items())
+    return False
+
+
+def refuse_unstorable_text(data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        try:
+            bad_key, bad_value = unstorable(key), unstorable(value)
+        except RecursionError as exc:
+            raise InvalidInput.field(key, "too_deep", "The value is nested too deeply.") from exc
+        if bad_key or bad_value:
+            raise InvalidInput.field(
+                "non_field_errors" if bad_key else key,
+                "invalid",
+                "The text holds a NUL character or invalid Unicode.",
+            )
 
 
 async def read_body(request: Request, model: type[M]) -> M:

@@ -14,7 +14,7 @@ MAX_ID = 2**53 - 1  # the largest integer a JavaScript client holds exactly
 
 def parse_id(value: Any) -> int:
     """A database id from JSON (an integer) or a form (a string of digits); never a bool."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, float) and value.is_integer():  # JSON Schema counts 5.0 as an integer
         value = int(value)

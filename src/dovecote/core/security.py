@@ -80,8 +80,10 @@ def decode_jwt(secret: bytes, token: str) -> AccessClaims:
             algorithms=[JWT_ALGORITHM],
             options={
                 "require": list(JWT_REQUIRED_CLAIMS),
+                # Checked by _checked_claims, which also refuses ill-typed and absurd values.
                 "verify_exp": False,
                 "verify_iat": False,
+                "verify_nbf": False,
             },
         )
     except jwt.PyJWTError as exc:
@@ -89,25 +91,34 @@ def decode_jwt(secret: bytes, token: str) -> AccessClaims:
     return _checked_claims(claims)
 
 
+# NumericDates beyond year 9999 cannot be datetimes; ids beyond BIGINT cannot be users.
+_MAX_NUMERIC_DATE = 253_402_300_799
+_MAX_USER_ID = 2**63 - 1
+
+
+def _numeric_date(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidToken(f"{name} must be a NumericDate")
+    if not 0 <= value <= _MAX_NUMERIC_DATE:  # NaN fails this comparison too
+        raise InvalidToken(f"{name} is out of range")
+    return float(value)
+
+
 def _checked_claims(claims: dict[str, object]) -> AccessClaims:
-    user_id, exp, iat, jti = claims["user_id"], claims["exp"], claims["iat"], claims["jti"]
+    user_id, jti = claims["user_id"], claims["jti"]
     if claims["token_type"] != "access":
         raise InvalidToken("not an access token")
-    if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
+    if not isinstance(user_id, int) or isinstance(user_id, bool) or not 0 < user_id <= _MAX_USER_ID:
         raise InvalidToken("user_id must be a positive integer")
     if not isinstance(jti, str) or not jti:
         raise InvalidToken("jti must be a string")
-    for value in (exp, iat):
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise InvalidToken("exp and iat must be NumericDate")
-    assert isinstance(exp, int | float) and isinstance(iat, int | float)
+    exp, iat = _numeric_date(claims["exp"], "exp"), _numeric_date(claims["iat"], "iat")
     now = clock.now().timestamp()
     if now >= exp:
         raise InvalidToken("expired")
     if iat > now + 30:  # a little leeway for clock skew between the issuer and us
         raise InvalidToken("issued in the future")
-    nbf = claims.get("nbf")
-    if isinstance(nbf, int | float) and nbf > now + 30:
+    if "nbf" in claims and _numeric_date(claims["nbf"], "nbf") > now + 30:
         raise InvalidToken("not yet valid")
     return AccessClaims(
         user_id=user_id, jti=jti, expires_at=datetime.fromtimestamp(exp, clock.now().tzinfo)

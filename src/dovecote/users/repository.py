@@ -89,9 +89,11 @@ async def toggle_follow(session: AsyncSession, follower: int, followed: int, now
     )
     following = inserted.first() is not None
     if not following:
-        await session.execute(
+        removed = await session.execute(
             delete(Follow).where(Follow.follower_id == follower, Follow.followed_id == followed)
         )
+        if not removed.rowcount:  # type: ignore[attr-defined]
+            return False  # a concurrent unfollow got there first: nothing left to count
     step = 1 if following else -1
     await session.execute(
         update(User)
