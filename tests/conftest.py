@@ -143,7 +143,9 @@ class World:
     def database(self) -> Any:
         return self.app.state.dovecote.database
 
-    async def user(self, username: str | None = None, *, role: str | None = None, **extra: Any) -> Member:
+    async def user(
+        self, username: str | None = None, *, role: str | None = None, **extra: Any
+    ) -> Member:
         from dovecote.users import service
 
         self._count += 1
