@@ -91,31 +91,29 @@ _MEMBERSHIP = (
 )
 
 
-async def membership(session: AsyncSession, user_id: int, thread_id: int) -> Membership | None:
-    row = (
-        await session.execute(
-            select(*_MEMBERSHIP)
-            .join(Thread, Thread.id == ThreadMember.thread_id)
-            .where(ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id)
-        )
-    ).first()
+async def _membership(session: AsyncSession, where: Any, lock: bool) -> Membership | None:
+    query = select(*_MEMBERSHIP).join(Thread, Thread.id == ThreadMember.thread_id).where(where)
+    if lock:  # SQLite has no FOR UPDATE: its single writer already serialises the transaction
+        query = query.with_for_update(of=ThreadMember)
+    row = (await session.execute(query)).first()
     return Membership(*row) if row else None
 
 
-async def membership_with(session: AsyncSession, user_id: int, other_id: int) -> Membership | None:
+async def membership(
+    session: AsyncSession, user_id: int, thread_id: int, *, lock: bool = False
+) -> Membership | None:
+    where = and_(ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id)
+    return await _membership(session, where, lock)
+
+
+async def membership_with(
+    session: AsyncSession, user_id: int, other_id: int, *, lock: bool = False
+) -> Membership | None:
     low, high = pair(user_id, other_id)
-    row = (
-        await session.execute(
-            select(*_MEMBERSHIP)
-            .join(Thread, Thread.id == ThreadMember.thread_id)
-            .where(
-                Thread.user_low_id == low,
-                Thread.user_high_id == high,
-                ThreadMember.user_id == user_id,
-            )
-        )
-    ).first()
-    return Membership(*row) if row else None
+    where = and_(
+        Thread.user_low_id == low, Thread.user_high_id == high, ThreadMember.user_id == user_id
+    )
+    return await _membership(session, where, lock)
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -337,15 +335,16 @@ async def has_messages_before(
     return (await session.execute(query.limit(1))).first() is not None
 
 
-async def mark_read(session: AsyncSession, thread_id: int, user_id: int) -> None:
+async def mark_read(session: AsyncSession, thread_id: int, user_id: int, up_to: int) -> None:
+    """The member has read every message up to `up_to` (never moves backwards)."""
     await session.execute(
         update(ThreadMember)
         .where(
             ThreadMember.thread_id == thread_id,
             ThreadMember.user_id == user_id,
-            ThreadMember.last_read_id < ThreadMember.last_incoming_id,
+            ThreadMember.last_read_id < up_to,
         )
-        .values(last_read_id=ThreadMember.last_incoming_id)
+        .values(last_read_id=up_to)
     )
 
 
