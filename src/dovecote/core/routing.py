@@ -93,6 +93,6 @@ class Router(APIRouter):
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().add_api_route(path, endpoint, **kwargs)
         twin = path[:-1] if path.endswith("/") else path + "/"
-        if len(twin) > 1:
+        if len(self.prefix + twin) > 1:  # "/" under a prefix: "/api/v2/pm" is a twin too
             kwargs = {**kwargs, "include_in_schema": False}
             super().add_api_route(twin, endpoint, **kwargs)

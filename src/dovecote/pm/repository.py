@@ -206,12 +206,13 @@ async def append_events(
         per_user.setdefault(user_id, []).append(thread_id)
     users = sorted(per_user)
     bump = case(*((User.id == u, len(per_user[u])) for u in users), else_=0)
-    values: dict[str, Any] = {"last_event_id": User.last_event_id + bump}
-    changes = [(User.id == u, d) for u, d in sorted(inbox_delta.items()) if d]
-    if changes:  # a CASE needs at least one WHEN
-        values["inbox_count"] = User.inbox_count + case(*changes, else_=0)
+    changes = [(User.id == u, d) for u, d in inbox_delta.items() if d]
+    delta = case(*changes, else_=0) if changes else 0  # CASE without WHEN is not SQL
     rows = await session.execute(
-        update(User).where(User.id.in_(users)).values(values).returning(User.id, User.last_event_id)
+        update(User)
+        .where(User.id.in_(users))
+        .values(last_event_id=User.last_event_id + bump, inbox_count=User.inbox_count + delta)
+        .returning(User.id, User.last_event_id)
     )
     stamped: list[tuple[int, int, int]] = []
     for row in rows:
