@@ -28,7 +28,8 @@ async def send(client: httpx.AsyncClient, sender: Member, *to: Member, text: str
 
 
 async def get_ok(client: httpx.AsyncClient, member: Member, url: str, **params: Any) -> Any:
-    response = await client.get(url, params=params, headers=member.auth)
+    # (httpx would drop a query already in `url` when given even empty params)
+    response = await client.get(url, params=params or None, headers=member.auth)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -160,5 +161,7 @@ WHERE u.inbox_count != (SELECT COUNT(*) FROM thread_members tm WHERE tm.user_id 
 
 async def assert_state_consistent(world: World) -> None:
     """The denormalised state (thread_members, users.inbox_count) matches the messages."""
-    assert [tuple(r) for r in await world.sql(_DRIFT)] == []
-    assert [tuple(r) for r in await world.sql(_COUNT_DRIFT)] == []
+    drift = [tuple(r) for r in await world.sql(_DRIFT)]
+    assert drift == [], "(thread, user, last, incoming, count) != (real ...): " + repr(drift)
+    count_drift = [tuple(r) for r in await world.sql(_COUNT_DRIFT)]
+    assert count_drift == [], "(user, inbox_count, real): " + repr(count_drift)

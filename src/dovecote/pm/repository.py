@@ -119,6 +119,10 @@ async def membership_with(
 # --- sending ---------------------------------------------------------------------------------
 
 
+def _greatest(a: Any, b: Any) -> Any:
+    return case((a > b, a), else_=b)
+
+
 async def insert_message(
     session: AsyncSession, sender_id: int, body: str, file_id: int | None, now: datetime
 ) -> int:
@@ -163,22 +167,22 @@ async def advance_members(
     ]
     statement = upsert(dialect_name(session), ThreadMember).values(values)
     old, new = ThreadMember, statement.excluded
+    # On PostgreSQL ids come from a sequence, so concurrent sends can reach this row out of id
+    # order: every position only moves forward, and the message counts for the member only if
+    # it is newer than what they deleted.
+    seen_by_member = new.last_message_id > old.cleared_before_id
     was_hidden = old.last_message_id <= old.cleared_before_id
     statement = statement.on_conflict_do_update(
         index_elements=[ThreadMember.thread_id, ThreadMember.user_id],
         set_={
-            "last_message_id": new.last_message_id,
-            "last_incoming_id": case(
-                (new.last_incoming_id > old.last_incoming_id, new.last_incoming_id),
-                else_=old.last_incoming_id,
-            ),
-            "last_read_id": case(
-                (new.last_read_id > old.last_read_id, new.last_read_id), else_=old.last_read_id
-            ),
+            "last_message_id": _greatest(new.last_message_id, old.last_message_id),
+            "last_incoming_id": _greatest(new.last_incoming_id, old.last_incoming_id),
+            "last_read_id": _greatest(new.last_read_id, old.last_read_id),
             "visible_since_id": case(
-                (was_hidden, new.visible_since_id), else_=old.visible_since_id
+                (and_(was_hidden, seen_by_member), new.visible_since_id),
+                else_=old.visible_since_id,
             ),
-            "message_count": case((was_hidden, 1), else_=old.message_count + 1),
+            "message_count": old.message_count + case((seen_by_member, 1), else_=0),
         },
     ).returning(ThreadMember.user_id, ThreadMember.visible_since_id)
     rows = await session.execute(statement)
@@ -378,19 +382,26 @@ async def visible_message(session: AsyncSession, user_id: int, message_id: int) 
 
 
 async def message_for_delete(session: AsyncSession, message_id: int) -> Row[Any] | None:
-    query = select(Message.id, Message.sender_id, Message.status, Message.created_at).where(
-        Message.id == message_id
+    """The message, locked until commit: two deletes of one message run one after the other,
+    and the second sees the status the first left."""
+    query = (
+        select(Message.id, Message.sender_id, Message.status, Message.created_at)
+        .where(Message.id == message_id)
+        .with_for_update()
     )
     return (await session.execute(query)).first()
 
 
 async def message_threads(session: AsyncSession, message_id: int) -> list[tuple[int, int]]:
-    """(thread_id, user_id) of every member of every thread listing the message."""
+    """(thread_id, user_id) of every member of every thread listing the message, locked (in
+    key order, as sends lock them) so that the state recomputed from the threads' messages
+    next includes every send that got there first."""
     rows = await session.execute(
         select(ThreadMember.thread_id, ThreadMember.user_id)
         .join(ThreadMessage, ThreadMessage.thread_id == ThreadMember.thread_id)
         .where(ThreadMessage.message_id == message_id)
         .order_by(ThreadMember.thread_id, ThreadMember.user_id)
+        .with_for_update(of=ThreadMember)
     )
     return [(r.thread_id, r.user_id) for r in rows]
 
