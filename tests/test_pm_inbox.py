@@ -8,7 +8,16 @@ import httpx
 import pytest
 
 from tests.conftest import Member, World
-from tests.pm_support import PM, error_code, headlines, inbox, send, statuses, thread
+from tests.pm_support import (
+    PM,
+    assert_state_consistent,
+    error_code,
+    headlines,
+    inbox,
+    send,
+    statuses,
+    thread,
+)
 
 
 @pytest.fixture
@@ -250,3 +259,40 @@ async def test_links_use_the_public_url_or_the_request_host(
     ).json()
 
     assert page["next"] == "http://chat.example/api/v2/pm/?limit=1&offset=1"
+
+
+async def test_a_file_message_without_text_is_headlined_by_the_file_name(
+    client: httpx.AsyncClient, trio: tuple[Member, Member, Member], world: World
+) -> None:
+    anna, bruno, _ = trio
+    sent = await send(client, anna, bruno, text="placeholder text")
+    [(file_id,)] = await world.sql(
+        "INSERT INTO files (uuid, owner_id, filename, mimetype, filesize, storage_key,"
+        " parts_received, finished, attached, created_at)"
+        " VALUES ('f-1', :owner, 'holiday.jpg', 'image/jpeg', 10, 'k', 1, :yes, :yes,"
+        " CURRENT_TIMESTAMP) RETURNING id",
+        owner=anna.id,
+        yes=True,
+    )
+    await world.sql(
+        "UPDATE messages SET body = '', file_id = :file WHERE id = :id", file=file_id, id=sent["id"]
+    )
+
+    assert headlines(await inbox(client, bruno)) == ["holiday.jpg"]
+
+
+async def test_inbox_counts_match_the_listed_threads_through_a_busy_day(
+    client: httpx.AsyncClient, trio: tuple[Member, Member, Member], world: World
+) -> None:
+    anna, bruno, carla = trio
+    ab = (await send(client, anna, bruno, text="1"))["thread_id"]
+    await send(client, anna, bruno, carla, text="2")
+    await client.delete(PM, params={"thread": ab}, headers=bruno.auth)
+    await send(client, carla, bruno, text="3")
+    await send(client, bruno, anna, text="4")
+    await client.delete(PM, params={"user": carla.id}, headers=anna.auth)
+
+    for member, expected in ((anna, 1), (bruno, 2), (carla, 2)):
+        page = await inbox(client, member)
+        assert page["count"] == len(page["results"]) == expected, member.username
+    await assert_state_consistent(world)
