@@ -327,9 +327,8 @@ async def delete_message(ctx: Context, user: Principal, message_id: int) -> None
         return  # deleting again changes nothing
     members = await repo.message_threads(session, message_id)
     thread_ids = sorted({t for t, _ in members})
-    age = clock.now() - message.created_at
     now = clock.now()
-    if age < timedelta(seconds=ctx.settings.pm_delete_window_seconds):
+    if now - message.created_at < timedelta(seconds=ctx.settings.pm_delete_window_seconds):
         delta = await repo.unlist_message(session, message_id, thread_ids)
     else:
         await repo.hide_message(session, message_id)
