@@ -14,6 +14,7 @@ from tests.pm_support import (
     error_code,
     headlines,
     inbox,
+    seed_threads,
     send,
     statuses,
     thread,
@@ -191,19 +192,7 @@ async def test_page_sizes_default_to_20_and_are_clamped_at_100(
     client: httpx.AsyncClient, world: World, query: str, expected: int
 ) -> None:
     anna = await world.user("anna")
-    people = [await world.user(f"p{i}") for i in range(120)]
-    await world.sql(
-        "INSERT INTO follows (follower_id, followed_id, created_at) "
-        "SELECT id, :anna, CURRENT_TIMESTAMP FROM users WHERE id != :anna",
-        anna=anna.id,
-    )
-    response = await client.post(
-        PM, json={"recipients": [p.id for p in people[:100]], "message": "x"}, headers=anna.auth
-    )
-    assert response.status_code == 201
-    await client.post(
-        PM, json={"recipients": [p.id for p in people[100:]], "message": "x"}, headers=anna.auth
-    )
+    await seed_threads(world, anna, threads=120, messages=1)
 
     page = (await client.get(f"{PM}?{query}", headers=anna.auth)).json()
 
