@@ -355,3 +355,17 @@ async def test_undefined_counts_as_absent(
 
     assert as_inbox["results"][0]["headline"] == "m2"
     assert texts(as_thread) == ["m1", "m2"]
+
+
+async def test_cursors_past_either_end_give_an_empty_page(
+    client: httpx.AsyncClient, pair: tuple[Member, Member]
+) -> None:
+    anna, bruno = pair
+    thread_id, ids = await conversation(client, anna, bruno, 3)
+
+    before_all = await thread(client, anna, thread=thread_id, before_message=ids[0])
+    after_all = await thread(client, anna, thread=thread_id, from_message=ids[-1] + 1)
+    far = await thread(client, anna, thread=thread_id, offset=2**40, limit=2**40)
+
+    for page in (before_all, after_all, far):
+        assert page == {"count": 3, "next": None, "previous": None, "results": []}
