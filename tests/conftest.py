@@ -153,8 +153,11 @@ class World:
         async with self.database.write_sessions() as session:
             user = await service.create_user(session, username=name, role=role, **extra)
             await session.commit()
-        token = security.issue_jwt(SECRET.encode(), user.id, lifetime=clock_timedelta())
-        return Member(user.id, name, token)
+        return Member(user.id, name, await self.token(user.id))
+
+    async def token(self, who: Member | int) -> str:
+        user_id = who.id if isinstance(who, Member) else who
+        return security.issue_jwt(SECRET.encode(), user_id, lifetime=clock_timedelta())
 
     async def follow(self, follower: Member, followed: Member) -> None:
         from dovecote.users import repository

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 
 from dovecote.auth.dependencies import CurrentUser
 from dovecote.auth.principal import Principal
-from dovecote.core.deps import MAX_ID, AppSettings, ObjectId, Session, UoW
+from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
 from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.pagination import (
+    Absent,
+    OptionalId,
     PageParams,
     Paging,
+    PositiveInt,
     absolute_url,
     offset_page,
     query_int,
     query_value,
 )
+from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import read_body
 from dovecote.core.routing import Router, unit_of_work
-from dovecote.core.schemas import Page
+from dovecote.core.schemas import MAX_ID, Page
 from dovecote.core.state import app_state
+from dovecote.idempotency import service as idempotency
 from dovecote.pm import service
 from dovecote.pm.schemas import MessageOut, SendMessageIn, SnippetOut
 from dovecote.users import repository as users_repo
@@ -30,7 +35,20 @@ from dovecote.users.schemas import UserOut
 from dovecote.users.service import user_out
 
 router = Router(prefix="/api/v2/pm", tags=["private messages"])
-Q = Annotated[str | None, Query()]
+
+
+_MESSAGE = "#/paths/~1api~1v2~1pm~1{id}~1"
+_SENT_LINKS: dict[str, Any] = {
+    "ReadMessage": {"operationRef": f"{_MESSAGE}/get", "parameters": {"id": "$response.body#/id"}},
+    "DeleteMessage": {
+        "operationRef": f"{_MESSAGE}/delete",
+        "parameters": {"id": "$response.body#/id"},
+    },
+    "ReadThread": {
+        "operationRef": "#/paths/~1api~1v2~1pm~1/get",
+        "parameters": {"thread": "$response.body#/thread_id"},
+    },
+}
 
 
 def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
@@ -50,13 +68,35 @@ def _thread_reads_write(request: Request) -> None:
     "/",
     status_code=201,
     response_model=MessageOut | list[MessageOut],
-    responses=errors(400, 401, 403, 413, 429, 503),
+    responses={
+        201: {"description": "The message as stored.", "links": _SENT_LINKS},
+        **errors(400, 401, 403, 413, 422, 429, 503),
+    },
     openapi_extra=body_of(SendMessageIn, "application/json", "application/x-www-form-urlencoded"),
     summary="Send a message",
 )
-async def send(request: Request, ctx: Ctx, user: CurrentUser) -> MessageOut | list[MessageOut]:
+async def send(
+    request: Request,
+    ctx: Ctx,
+    user: CurrentUser,
+    limiter: Limiter,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description="Makes the send exactly-once: a retry with the same key returns the "
+            "first answer (201) and stores nothing new; reusing it for another body is a 422.",
+        ),
+    ] = None,
+) -> MessageOut | list[MessageOut]:
+    await limiter.check("send", user=user.id, ip=client_ip(request))
     body = await read_body(request, SendMessageIn)
-    messages = await service.send_message(ctx, user, body)
+    key = idempotency.checked_key(idempotency_key)
+    if key is not None and body.client_message_id not in (None, key):
+        raise InvalidInput.field(
+            "client_message_id", "mismatch", "client_message_id differs from Idempotency-Key."
+        )
+    messages = await service.send_message_once(ctx, user, body, key or body.client_message_id)
     return messages if ctx.settings.pm_send_response == "list" else messages[0]
 
 
@@ -92,10 +132,10 @@ async def inbox_or_thread(
     ctx: Ctx,
     user: CurrentUser,
     paging: Paging,
-    thread: Q = None,
-    user_: Annotated[str | None, Query(alias="user")] = None,
-    before_message: Q = None,
-    from_message: Q = None,
+    thread: OptionalId = None,
+    user_: Annotated[PositiveInt | Absent | None, Query(alias="user")] = None,
+    before_message: OptionalId = None,
+    from_message: OptionalId = None,
 ) -> Page[SnippetOut] | Page[MessageOut]:
     thread_id, other_id = _target(request)
     if thread_id is None and other_id is None:
@@ -145,8 +185,8 @@ async def delete_thread(
     request: Request,
     ctx: Ctx,
     user: CurrentUser,
-    thread: Q = None,
-    user_: Annotated[str | None, Query(alias="user")] = None,
+    thread: OptionalId = None,
+    user_: Annotated[PositiveInt | Absent | None, Query(alias="user")] = None,
 ) -> Response:
     thread_id, other_id = _target(request)
     if thread_id is None and other_id is None:
@@ -166,8 +206,10 @@ async def search(
     session: Session,
     user: CurrentUser,
     paging: Paging,
-    user_: Annotated[str | None, Query(alias="user", max_length=150)] = None,
+    limiter: Limiter,
+    user_: Annotated[str, Query(alias="user", min_length=1, max_length=150)],
 ) -> Page[UserOut]:
+    await limiter.check("search", user=user.id, ip=client_ip(request))
     term = query_value(request, "user")
     if term is None:
         raise InvalidInput.field("user", "required", "Give a search term in `user`.")
@@ -185,14 +227,14 @@ async def search(
 
 
 @router.get(
-    "/{id}/", response_model=MessageOut, responses=errors(400, 401, 404), summary="One message"
+    "/{id:int}/", response_model=MessageOut, responses=errors(400, 401, 404), summary="One message"
 )
 async def read_message(id: ObjectId, ctx: Ctx, user: CurrentUser) -> MessageOut:
     return await service.read_message(ctx, user, id)
 
 
 @router.delete(
-    "/{id}/", status_code=204, responses=errors(400, 401, 403, 404), summary="Delete a message"
+    "/{id:int}/", status_code=204, responses=errors(400, 401, 403, 404), summary="Delete a message"
 )
 async def delete_message(id: ObjectId, ctx: Ctx, user: CurrentUser) -> Response:
     await service.delete_message(ctx, user, id)
