@@ -91,34 +91,36 @@ _MEMBERSHIP = (
 )
 
 
-async def membership(session: AsyncSession, user_id: int, thread_id: int) -> Membership | None:
-    row = (
-        await session.execute(
-            select(*_MEMBERSHIP)
-            .join(Thread, Thread.id == ThreadMember.thread_id)
-            .where(ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id)
-        )
-    ).first()
+async def _membership(session: AsyncSession, where: Any, lock: bool) -> Membership | None:
+    query = select(*_MEMBERSHIP).join(Thread, Thread.id == ThreadMember.thread_id).where(where)
+    if lock:  # SQLite has no FOR UPDATE: its single writer already serialises the transaction
+        query = query.with_for_update(of=ThreadMember)
+    row = (await session.execute(query)).first()
     return Membership(*row) if row else None
 
 
-async def membership_with(session: AsyncSession, user_id: int, other_id: int) -> Membership | None:
+async def membership(
+    session: AsyncSession, user_id: int, thread_id: int, *, lock: bool = False
+) -> Membership | None:
+    where = and_(ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id)
+    return await _membership(session, where, lock)
+
+
+async def membership_with(
+    session: AsyncSession, user_id: int, other_id: int, *, lock: bool = False
+) -> Membership | None:
     low, high = pair(user_id, other_id)
-    row = (
-        await session.execute(
-            select(*_MEMBERSHIP)
-            .join(Thread, Thread.id == ThreadMember.thread_id)
-            .where(
-                Thread.user_low_id == low,
-                Thread.user_high_id == high,
-                ThreadMember.user_id == user_id,
-            )
-        )
-    ).first()
-    return Membership(*row) if row else None
+    where = and_(
+        Thread.user_low_id == low, Thread.user_high_id == high, ThreadMember.user_id == user_id
+    )
+    return await _membership(session, where, lock)
 
 
 # --- sending ---------------------------------------------------------------------------------
+
+
+def _greatest(a: Any, b: Any) -> Any:
+    return case((a > b, a), else_=b)
 
 
 async def insert_message(
@@ -165,22 +167,22 @@ async def advance_members(
     ]
     statement = upsert(dialect_name(session), ThreadMember).values(values)
     old, new = ThreadMember, statement.excluded
+    # On PostgreSQL ids come from a sequence, so concurrent sends can reach this row out of id
+    # order: every position only moves forward, and the message counts for the member only if
+    # it is newer than what they deleted.
+    seen_by_member = new.last_message_id > old.cleared_before_id
     was_hidden = old.last_message_id <= old.cleared_before_id
     statement = statement.on_conflict_do_update(
         index_elements=[ThreadMember.thread_id, ThreadMember.user_id],
         set_={
-            "last_message_id": new.last_message_id,
-            "last_incoming_id": case(
-                (new.last_incoming_id > old.last_incoming_id, new.last_incoming_id),
-                else_=old.last_incoming_id,
-            ),
-            "last_read_id": case(
-                (new.last_read_id > old.last_read_id, new.last_read_id), else_=old.last_read_id
-            ),
+            "last_message_id": _greatest(new.last_message_id, old.last_message_id),
+            "last_incoming_id": _greatest(new.last_incoming_id, old.last_incoming_id),
+            "last_read_id": _greatest(new.last_read_id, old.last_read_id),
             "visible_since_id": case(
-                (was_hidden, new.visible_since_id), else_=old.visible_since_id
+                (and_(was_hidden, seen_by_member), new.visible_since_id),
+                else_=old.visible_since_id,
             ),
-            "message_count": case((was_hidden, 1), else_=old.message_count + 1),
+            "message_count": old.message_count + case((seen_by_member, 1), else_=0),
         },
     ).returning(ThreadMember.user_id, ThreadMember.visible_since_id)
     rows = await session.execute(statement)
@@ -339,15 +341,16 @@ async def has_messages_before(
     return (await session.execute(query.limit(1))).first() is not None
 
 
-async def mark_read(session: AsyncSession, thread_id: int, user_id: int) -> None:
+async def mark_read(session: AsyncSession, thread_id: int, user_id: int, up_to: int) -> None:
+    """The member has read every message up to `up_to` (never moves backwards)."""
     await session.execute(
         update(ThreadMember)
         .where(
             ThreadMember.thread_id == thread_id,
             ThreadMember.user_id == user_id,
-            ThreadMember.last_read_id < ThreadMember.last_incoming_id,
+            ThreadMember.last_read_id < up_to,
         )
-        .values(last_read_id=ThreadMember.last_incoming_id)
+        .values(last_read_id=up_to)
     )
 
 
@@ -380,19 +383,26 @@ async def visible_message(session: AsyncSession, user_id: int, message_id: int) 
 
 
 async def message_for_delete(session: AsyncSession, message_id: int) -> Row[Any] | None:
-    query = select(Message.id, Message.sender_id, Message.status, Message.created_at).where(
-        Message.id == message_id
+    """The message, locked until commit: two deletes of one message run one after the other,
+    and the second sees the status the first left."""
+    query = (
+        select(Message.id, Message.sender_id, Message.status, Message.created_at)
+        .where(Message.id == message_id)
+        .with_for_update()
     )
     return (await session.execute(query)).first()
 
 
 async def message_threads(session: AsyncSession, message_id: int) -> list[tuple[int, int]]:
-    """(thread_id, user_id) of every member of every thread listing the message."""
+    """(thread_id, user_id) of every member of every thread listing the message, locked (in
+    key order, as sends lock them) so that the state recomputed from the threads' messages
+    next includes every send that got there first."""
     rows = await session.execute(
         select(ThreadMember.thread_id, ThreadMember.user_id)
         .join(ThreadMessage, ThreadMessage.thread_id == ThreadMember.thread_id)
         .where(ThreadMessage.message_id == message_id)
         .order_by(ThreadMember.thread_id, ThreadMember.user_id)
+        .with_for_update(of=ThreadMember)
     )
     return [(r.thread_id, r.user_id) for r in rows]
 

@@ -14,6 +14,7 @@ from dovecote.core.openapi import body_of, errors
 from dovecote.core.pagination import (
     Absent,
     OptionalId,
+    PageParams,
     Paging,
     PositiveInt,
     absolute_url,
@@ -24,7 +25,7 @@ from dovecote.core.pagination import (
 from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import read_body
 from dovecote.core.routing import Router, unit_of_work
-from dovecote.core.schemas import Page
+from dovecote.core.schemas import MAX_ID, Page
 from dovecote.core.state import app_state
 from dovecote.idempotency import service as idempotency
 from dovecote.pm import service
@@ -99,9 +100,17 @@ async def send(
     return messages if ctx.settings.pm_send_response == "list" else messages[0]
 
 
+def _query_id(request: Request, name: str) -> int | None:
+    """An id from the query string: a positive integer the database can hold, or absent."""
+    value = query_int(request, name, minimum=1)
+    if value is not None and value > MAX_ID:
+        raise InvalidInput.field(name, "max_value", f"`{name}` is not a valid id.")
+    return value
+
+
 def _target(request: Request) -> tuple[int | None, int | None]:
-    thread_id = query_int(request, "thread", minimum=1)
-    other_id = query_int(request, "user", minimum=1)
+    thread_id = _query_id(request, "thread")
+    other_id = _query_id(request, "user")
     if query_value(request, "group") is not None:
         raise InvalidInput.field(
             "group", "groups_disabled", "Group conversations are not enabled on this server."
@@ -139,13 +148,13 @@ async def _thread(
     request: Request,
     ctx: service.Context,
     user: Principal,
-    paging: Any,
+    paging: PageParams,
     thread_id: int | None,
     other_id: int | None,
 ) -> Page[MessageOut]:
     cursor = service.ThreadCursor(
-        before_message=query_int(request, "before_message", minimum=1),
-        from_message=query_int(request, "from_message", minimum=1),
+        before_message=_query_id(request, "before_message"),
+        from_message=_query_id(request, "from_message"),
     )
     if cursor.before_message is not None and cursor.from_message is not None:
         raise InvalidInput.field(
@@ -182,10 +191,7 @@ async def delete_thread(
     thread_id, other_id = _target(request)
     if thread_id is None and other_id is None:
         raise InvalidInput.field("thread", "required", "Name the thread with `thread` or `user`.")
-    membership = await service.access_thread(ctx, user, thread_id=thread_id, other_id=other_id)
-    if membership is None:
-        raise InvalidInput.field("user", "no_thread", "You have no thread with this user.")
-    await service.delete_thread_for(ctx, user, membership)
+    await service.delete_thread_for(ctx, user, thread_id=thread_id, other_id=other_id)
     return Response(status_code=204)
 
 

@@ -227,20 +227,26 @@ class ThreadPage:
 
 
 async def access_thread(
-    ctx: Context, user: Principal, *, thread_id: int | None, other_id: int | None
+    ctx: Context,
+    user: Principal,
+    *,
+    thread_id: int | None,
+    other_id: int | None,
+    lock: bool = False,
 ) -> repo.Membership | None:
     """The caller's membership of a thread. NotFound for a thread id that is not theirs (the
-    same answer whether it exists or not); None for a person they have no thread with yet."""
+    same answer whether it exists or not); None for a person they have no thread with yet.
+    `lock` holds the member row until commit, for writes that depend on what was read."""
     session = ctx.uow.session
     if thread_id is not None:
-        membership = await repo.membership(session, user.id, thread_id)
+        membership = await repo.membership(session, user.id, thread_id, lock=lock)
         if membership is None:
             raise NotFound("No such thread.", code="thread_not_found")
         return membership
     assert other_id is not None
     if other_id == user.id:
         return None
-    return await repo.membership_with(session, user.id, other_id)
+    return await repo.membership_with(session, user.id, other_id, lock=lock)
 
 
 async def read_thread(
@@ -251,9 +257,13 @@ async def read_thread(
     limit: int,
     offset: int,
 ) -> ThreadPage:
+    """One page of a thread, oldest first within the page. Without a cursor it holds the newest
+    messages; `before_message` pages backwards, `from_message` forwards. A page that shows the
+    newest message marks the thread seen for the caller."""
     if membership is None:
         return ThreadPage(0, [], None, None)
     session = ctx.uow.session
+    ascending = cursor.from_message is not None
     rows = await repo.thread_page(
         session,
         membership.thread_id,
@@ -263,37 +273,51 @@ async def read_thread(
         limit=limit + 1,
         offset=offset,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    ascending = cursor.from_message is not None
+    more, rows = len(rows) > limit, rows[:limit]
     if not ascending:
         rows.reverse()
+    if not rows:
+        return ThreadPage(membership.message_count, [], None, None)
+    await _mark_seen(ctx, user, membership, rows)
+    if ascending:
+        older = await repo.has_messages_before(
+            session, membership.thread_id, membership.cleared_before_id, rows[0].id
+        )
+        newer = more
+    else:
+        older, newer = more, rows[-1].id < membership.last_message_id
+    return ThreadPage(
+        membership.message_count,
+        await _thread_messages(ctx, user, membership, rows),
+        rows[0].id if older else None,
+        rows[-1].id + 1 if newer else None,
+    )
+
+
+async def _mark_seen(
+    ctx: Context, user: Principal, membership: repo.Membership, rows: Sequence[Row[Any]]
+) -> None:
+    """Mark read up to the newest message shown, when the page reaches the newest message and
+    shows something unread. Never further: a message that arrived meanwhile stays new."""
+    newest = rows[-1].id
+    if newest < membership.last_message_id or newest <= membership.last_read_id:
+        return
+    unread_shown = any(r.sender_id != user.id and r.id > membership.last_read_id for r in rows)
+    if membership.unread or unread_shown:
+        await repo.mark_read(ctx.uow.session, membership.thread_id, user.id, newest)
+
+
+async def _thread_messages(
+    ctx: Context, user: Principal, membership: repo.Membership, rows: Sequence[Row[Any]]
+) -> list[MessageOut]:
     other = membership.other_id
-    users = await users_repo.get_users(session, {user.id, other} if other else {user.id})
-    results = [
+    users = await users_repo.get_users(ctx.uow.session, {user.id, other} if other else {user.id})
+    return [
         message_out(
             ctx, r, membership.thread_id, users, other if r.sender_id == user.id else user.id
         )
         for r in rows
     ]
-    newest_page = cursor == ThreadCursor() and offset == 0
-    if newest_page and membership.unread:
-        await repo.mark_read(session, membership.thread_id, user.id)
-    if not rows:
-        return ThreadPage(membership.message_count, [], None, None)
-    if ascending:
-        older = (
-            rows[0].id
-            if await repo.has_messages_before(
-                session, membership.thread_id, membership.cleared_before_id, rows[0].id
-            )
-            else None
-        )
-        return ThreadPage(
-            membership.message_count, results, older, rows[-1].id + 1 if more else None
-        )
-    newer = rows[-1].id + 1 if (cursor.before_message is not None or offset > 0) else None
-    return ThreadPage(membership.message_count, results, rows[0].id if more else None, newer)
 
 
 async def read_message(ctx: Context, user: Principal, message_id: int) -> MessageOut:
@@ -322,9 +346,8 @@ async def delete_message(ctx: Context, user: Principal, message_id: int) -> None
         return  # deleting again changes nothing
     members = await repo.message_threads(session, message_id)
     thread_ids = sorted({t for t, _ in members})
-    age = clock.now() - message.created_at
     now = clock.now()
-    if age < timedelta(seconds=ctx.settings.pm_delete_window_seconds):
+    if now - message.created_at < timedelta(seconds=ctx.settings.pm_delete_window_seconds):
         delta = await repo.unlist_message(session, message_id, thread_ids)
     else:
         await repo.hide_message(session, message_id)
@@ -336,8 +359,14 @@ async def delete_message(ctx: Context, user: Principal, message_id: int) -> None
     _publish_after_commit(ctx, repo.DELETED_MESSAGE, message_id, stamped)
 
 
-async def delete_thread_for(ctx: Context, user: Principal, membership: repo.Membership) -> None:
-    """Hide the thread and its history from this member only; a later message revives it."""
+async def delete_thread_for(
+    ctx: Context, user: Principal, *, thread_id: int | None, other_id: int | None
+) -> None:
+    """Hide the thread and its history from this member only; a later message revives it.
+    Deleting an already deleted thread changes nothing."""
+    membership = await access_thread(ctx, user, thread_id=thread_id, other_id=other_id, lock=True)
+    if membership is None:
+        raise NotFound("You have no thread with this user.", code="thread_not_found")
     session = ctx.uow.session
     await repo.clear_thread(session, membership.thread_id, user.id)
     if membership.visible:
