@@ -17,6 +17,7 @@ from dovecote.core.settings import Settings
 from dovecote.pm import repository as repo
 from dovecote.pm.schemas import FileOut, MessageOut, SendMessageIn, SnippetOut
 from dovecote.realtime.broker import LiveEvent
+from dovecote.uploads import access as uploads
 from dovecote.users import repository as users_repo
 from dovecote.users.service import message_refusal, user_out
 
@@ -82,12 +83,8 @@ def _validate(settings: Settings, body: SendMessageIn) -> tuple[list[int], str]:
             "max_length",
             f"A message may go to at most {settings.pm_max_recipients} recipients.",
         )
-    if body.file_uuid:
-        raise InvalidInput.field(
-            "file_uuid", "attachments_disabled", "Attachments are not available on this server yet."
-        )
     text = body.message or ""
-    if not text.strip():
+    if not text.strip() and not body.file_uuid:
         raise InvalidInput.field("message", "required", "Send a message or a file.")
     if len(text) > settings.pm_message_max_length:
         raise InvalidInput.field(
@@ -102,6 +99,11 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     """Store one message in the thread with each recipient; one answer per recipient."""
     recipients, text = _validate(ctx.settings, body)
     session = ctx.uow.session
+    attachment = (
+        await uploads.attachment_for(session, ctx.settings, sender.id, body.file_uuid)
+        if body.file_uuid
+        else None
+    )
     facts = await users_repo.recipient_facts(session, sender.id, recipients)
     for recipient in recipients:
         refusal = message_refusal(sender, recipient, facts.get(recipient))
@@ -112,7 +114,10 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     threads = await repo.direct_threads(session, sender.id, recipients)
     if len(threads) < len(recipients):
         threads = await repo.create_direct_threads(session, sender.id, recipients, now)
-    message_id = await repo.insert_message(session, sender.id, text, None, now)
+    file_id = attachment.file_id if attachment else None
+    message_id = await repo.insert_message(session, sender.id, text, file_id, now)
+    if attachment:
+        await uploads.attach(session, attachment)
     await repo.list_in_threads(session, message_id, list(threads.values()))
     deliveries = [(sender.id, t) for t in threads.values()] + [(r, t) for r, t in threads.items()]
     revealed = await repo.advance_members(
@@ -124,13 +129,13 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
 
     users = await users_repo.get_users(session, [sender.id, *recipients])
-    row = _MessageRow(message_id, sender.id, text, "created", now, None)
+    row = _MessageRow(message_id, sender.id, text, "created", now, file_id, attachment)
     return [message_out(ctx, row, threads[r], users, r) for r in recipients]  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class _MessageRow:
-    """A just-written message, shaped like a repository row."""
+    """A just-written message, shaped like a repository row (file columns from the upload)."""
 
     id: int
     sender_id: int
@@ -138,6 +143,12 @@ class _MessageRow:
     status: str
     created_at: Any
     file_id: int | None
+    attachment: uploads.Attachment | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("file_"):
+            return getattr(self.attachment, name, None)
+        raise AttributeError(name)
 
 
 def _publish_after_commit(
@@ -170,8 +181,7 @@ async def inbox(ctx: Context, user: Principal, limit: int, offset: int) -> Inbox
     count = await repo.inbox_count(session, user.id)
     rows = await repo.inbox_page(session, user.id, limit, offset)
     users = await users_repo.get_users(
-        session,
-        {user.id} | {r.user_low_id for r in rows} | {r.user_high_id for r in rows}
+        session, {user.id} | {r.user_low_id for r in rows} | {r.user_high_id for r in rows}
     )
     return InboxPage(count, [_snippet(ctx, row, user.id, users) for row in rows])
 

@@ -1,0 +1,106 @@
+"""Wire shapes of uploads (SPEC §4). Form fields arrive as strings; the JS client may send the
+literal `undefined` or `null` for a value it does not have, which counts as absent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+MAX_UUID = 64
+
+
+def _absent(value: Any) -> Any:
+    if isinstance(value, str) and value.strip() in ("", "undefined", "null"):
+        return None
+    return value
+
+
+def _text(value: Any) -> Any:
+    value = _absent(value)
+    return value.strip() if isinstance(value, str) else value
+
+
+Count = Annotated[int | None, BeforeValidator(_absent), Field(None, ge=0, le=2**62)]
+Uuid = Annotated[str | None, BeforeValidator(_text), Field(None, max_length=MAX_UUID)]
+Name = Annotated[str | None, BeforeValidator(_absent), Field(None, max_length=4096)]
+
+
+def _hex(value: Any) -> Any:
+    value = _text(value)
+    return value.lower() if isinstance(value, str) else value
+
+
+Md5 = Annotated[
+    str | None,
+    BeforeValidator(_hex),
+    Field(None, pattern=r"^[0-9a-f]{32}$", description="Hex md5 of the whole file."),
+]
+
+
+class _Form(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    filetype: Name = Field(None, description="Ignored: the type is detected from the content.")
+    filename: Name = None
+    totalfilesize: Count = None
+
+
+class WholeFileIn(_Form):
+    md5: Md5 = None
+    duration: Annotated[float | None, BeforeValidator(_absent)] = Field(
+        None, ge=0, le=10**9, allow_inf_nan=False, description="Seconds, for audio and video."
+    )
+
+
+class ChunkIn(_Form):
+    partindex: Annotated[int, BeforeValidator(_absent)] = Field(ge=0, le=2**31)
+    totalparts: Annotated[int, BeforeValidator(_absent)] = Field(ge=1, le=2**31)
+    uuid: Uuid = None
+    partbyteoffset: Count = None
+    chunksize: Count = None
+
+
+class FinishIn(_Form):
+    uuid: Annotated[str, BeforeValidator(_text)] = Field(max_length=MAX_UUID)
+    filename: Annotated[str, BeforeValidator(_absent)] = Field(max_length=4096)
+    totalparts: Annotated[int | None, BeforeValidator(_absent)] = Field(None, ge=1, le=2**31)
+    md5: Md5 = None
+
+
+class ThumbnailIn(_Form):
+    parentuuid: Annotated[str, BeforeValidator(_text)] = Field(max_length=MAX_UUID)
+    md5: Md5 = None
+
+
+class UploadedOut(BaseModel):
+    file_url: str = Field(description="A signed link to the bytes, valid for a few hours.")
+    file_uuid: str
+
+
+class ChunkOut(BaseModel):
+    file_uuid: str
+
+
+class ThumbnailOut(UploadedOut):
+    parent_file_uuid: str
+
+
+UPLOAD_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One of four operations, chosen by the fields sent (SPEC §4).",
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "uuid": {"type": "string"},
+        "parentuuid": {"type": "string"},
+        "partindex": {"type": "integer", "minimum": 0},
+        "totalparts": {"type": "integer", "minimum": 1},
+        "partbyteoffset": {"type": "integer", "minimum": 0},
+        "chunksize": {"type": "integer", "minimum": 0},
+        "totalfilesize": {"type": "integer", "minimum": 0},
+        "filename": {"type": "string"},
+        "filetype": {"type": "string"},
+        "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+        "duration": {"type": "number", "minimum": 0},
+    },
+}
