@@ -16,7 +16,6 @@ from tests.uploading import (
     fetch,
     finish,
     form,
-    jpeg,
     mp4,
     pdf,
     png,
@@ -134,7 +133,11 @@ async def test_file_with_text_and_the_upload_answers(
 
     sent = await client.post(
         "/api/v2/pm/",
-        data={"recipients": str(recipient.id), "message": "look", "file_uuid": response.json()["file_uuid"]},
+        data={
+            "recipients": str(recipient.id),
+            "message": "look",
+            "file_uuid": response.json()["file_uuid"],
+        },
         headers=sender.auth,
     )
 
@@ -194,9 +197,7 @@ async def test_done_accepts_json_and_form_bodies(
     assert (await fetch(client, response.json()["file_url"])).content == data
 
 
-async def test_participants_fetch_with_their_token(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def test_participants_fetch_with_their_token(client: httpx.AsyncClient, world: World) -> None:
     sender, recipient = await _pair(world)
     data = pdf(10_000)
     uploaded = await ui_upload(client, sender, data, "x.pdf")
