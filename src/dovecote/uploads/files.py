@@ -20,7 +20,8 @@ from dovecote.pm.schemas import FileOut
 MAX_FILENAME = 200
 INLINE_KINDS = frozenset({"image", "video", "audio"})
 LINK_GRANULARITY = 600  # seconds: links minted within one window are identical (cacheable)
-_STRIPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+_DROPPED = frozenset({"Cf", "Cs", "Co"})  # invisible: bidi overrides, zero-width, surrogates
+_SPACED = frozenset({"Cc", "Zl", "Zp"})  # line breaks, tabs and other controls
 
 
 def detect_mimetype(head: bytes) -> str:
@@ -48,7 +49,11 @@ def clean_filename(name: str | None, fallback: str = "file") -> str:
     (the extension kept)."""
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = unicodedata.normalize("NFC", name)
-    name = "".join(c for c in name if unicodedata.category(c) not in _STRIPPED_CATEGORIES)
+    name = "".join(
+        " " if unicodedata.category(c) in _SPACED else c
+        for c in name
+        if unicodedata.category(c) not in _DROPPED
+    )
     name = " ".join(name.split()).strip()
     if not name.strip("."):
         return fallback

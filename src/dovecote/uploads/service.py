@@ -164,8 +164,6 @@ def _content_range(header: str | None, settings: Settings) -> tuple[int, int] | 
 
 
 async def _new_upload(ctx: Context, user: Principal, form: ChunkIn, incoming: Incoming) -> Row[Any]:
-    if form.partindex != 0:
-        raise InvalidInput.field("uuid", "required", "Send the uuid from the first chunk's answer.")
     await _check_pending(ctx, user)
     uuid = str(uuids.uuid4())
     await repo.insert_file(
@@ -235,6 +233,8 @@ async def upload_chunk(
     _check_size(settings, form.totalfilesize, incoming.size)
     declared = _content_range(content_range, settings)
     if form.uuid is None:
+        if form.partindex != 0:
+            raise InvalidInput.field("uuid", "required", "Send the uuid of the first answer.")
         _check_offsets(ctx, form, incoming, declared, 0)
         row = await _new_upload(ctx, user, form, incoming)
     else:
