@@ -263,9 +263,8 @@ async def _respond(
     return StreamingResponse(body(), status, headers=headers, media_type=stored.mimetype)
 
 
-@router.api_route(
+@router.get(
     "/files/{uuid}/",
-    methods=["GET", "HEAD"],
     response_class=Response,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
@@ -291,3 +290,6 @@ async def fetch(
         stored = await access.access_file(session, settings, user, uuid)
         signed = False
     return await _respond(request, storage_of(request), stored, signed)
+
+
+router.add_api_route("/files/{uuid}/", fetch, methods=["HEAD"], include_in_schema=False)
