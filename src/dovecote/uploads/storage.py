@@ -39,7 +39,11 @@ class Sink(Protocol):
 
 
 class Storage(Protocol):
-    async def open_sink(self, key: str) -> Sink: ...
+    async def open_sink(self, key: str, *, durable: bool = True) -> Sink:
+        """A writer that makes `key` appear whole on commit. `durable=False` (chunks, which
+        are transient) skips waiting for the disk."""
+        ...
+
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes start..end (inclusive; None: to the end), in pieces."""
         ...
@@ -61,12 +65,17 @@ def check_key(key: str) -> str:
 
 
 async def store(
-    storage: Storage, key: str, pieces: AsyncIterator[bytes], *, limit: int | None = None
+    storage: Storage,
+    key: str,
+    pieces: AsyncIterator[bytes],
+    *,
+    limit: int | None = None,
+    durable: bool = True,
 ) -> Written:
     """Stream `pieces` into `key`; md5 and the head are computed on the way.
 
     Raises OverflowError (and stores nothing) once more than `limit` bytes arrive."""
-    sink = await storage.open_sink(key)
+    sink = await storage.open_sink(key, durable=durable)
     digest, head, size = hashlib.md5(usedforsecurity=False), bytearray(), 0
     try:
         async for piece in pieces:
@@ -101,15 +110,17 @@ async def assemble(
 
 
 class _LocalSink:
-    def __init__(self, final: Path, handle: Any, temporary: Path) -> None:
+    def __init__(self, final: Path, handle: Any, temporary: Path, durable: bool) -> None:
         self._final, self._handle, self._temporary = final, handle, temporary
+        self._durable = durable
 
     async def write(self, data: bytes) -> None:
         await self._handle.write(data)
 
     async def commit(self) -> None:
         await self._handle.flush()
-        await anyio.to_thread.run_sync(os.fsync, self._handle.fileno())
+        if self._durable:
+            await anyio.to_thread.run_sync(os.fsync, self._handle.fileno())
         await self._handle.aclose()
         await anyio.to_thread.run_sync(os.replace, self._temporary, self._final)
 
@@ -127,12 +138,12 @@ class LocalStorage:
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    async def open_sink(self, key: str) -> Sink:
+    async def open_sink(self, key: str, *, durable: bool = True) -> Sink:
         final = self.path(key)
         await anyio.Path(final.parent).mkdir(parents=True, exist_ok=True)
         temporary = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
         handle = await anyio.open_file(temporary, "xb")
-        return _LocalSink(final, handle, temporary)
+        return _LocalSink(final, handle, temporary, durable)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         try:
@@ -235,7 +246,7 @@ class S3Storage:
     def full_key(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    async def open_sink(self, key: str) -> Sink:
+    async def open_sink(self, key: str, *, durable: bool = True) -> Sink:
         return _S3Sink(self, key)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
