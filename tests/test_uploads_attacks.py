@@ -323,3 +323,22 @@ async def test_bad_form_input_is_a_clear_400(client: httpx.AsyncClient, world: W
     assert no_token.status_code == 401
     done_missing = await client.post(UPLOAD + "?done", json={}, headers=sender.auth)
     assert {e["field"] for e in done_missing.json()["errors"]} == {"uuid", "filename"}
+
+
+async def test_malformed_links_and_ranges_are_clean_answers(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    sender = await world.user()
+    answer = await client.post(
+        UPLOAD, files=form(("file", ("a.pdf", pdf(1_000), "application/pdf"))), headers=sender.auth
+    )
+    url = answer.json()["file_url"]
+    base = url.split("?")[0]
+
+    for query in ("exp=²&sig=x", "exp=1&sig=é", "exp=&sig=", "exp=99999999999999999999&sig=a"):
+        assert (await fetch(client, f"{base}?{query}")).status_code == 404, query
+    for header in ("bytes=5-2", "bytes=\u0661-\u0662", "items=0-1", "bytes=0-1,5-6", "bytes=-0"):
+        got = await fetch(client, url, headers={"Range": header.encode()})
+        assert got.status_code in (200, 416), header
+    long_uuid = await client.get("/api/v2/pm/files/" + "a" * 100 + "/", headers=sender.auth)
+    assert long_uuid.status_code == 400

@@ -97,9 +97,10 @@ class Linker:
         return f"{self.base_url}/api/v2/pm/files/{uuid}/?exp={expires}&sig={signature}"
 
     def verify(self, uuid: str, expires: str, signature: str) -> bool:
-        if not expires.isdigit() or len(expires) > 12:
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             return False
-        good = hmac.compare_digest(self._signature(uuid, int(expires)), signature)
+        expected = self._signature(uuid, int(expires)).encode()
+        good = hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
         return good and clock.now().timestamp() < int(expires)
 
     def file_out(self, row: Any) -> FileOut:

@@ -195,7 +195,7 @@ async def upload(
 
 # --- downloading -----------------------------------------------------------------------------
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,15})\s*-\s*(\d{0,15})\s*$")
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,15})\s*-\s*(\d{0,15})\s*$", re.ASCII)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:

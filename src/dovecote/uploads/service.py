@@ -36,7 +36,7 @@ from dovecote.uploads.schemas import (
 )
 from dovecote.uploads.storage import Storage, StorageMissing, Written, assemble, store
 
-_RANGE = re.compile(r"^\s*bytes\s+(\d{1,15})-(\d{1,15})/(\d{1,15}|\*)\s*$")
+_RANGE = re.compile(r"^\s*bytes\s+(\d{1,15})-(\d{1,15})/(\d{1,15}|\*)\s*$", re.ASCII)
 
 
 @dataclass(frozen=True)
