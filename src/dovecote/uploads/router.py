@@ -28,7 +28,7 @@ from dovecote.core.requests import field_errors, read_body_dict
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
 from dovecote.pm.schemas import FileOut
-from dovecote.uploads import access, service
+from dovecote.uploads import access, service, thumbnails
 from dovecote.uploads.files import Linker, content_disposition
 from dovecote.uploads.schemas import (
     UPLOAD_FORM_SCHEMA,
@@ -182,7 +182,7 @@ async def upload(
         fields = _fields(form)
         if "parentuuid" in fields:
             thumbnail = _validate(ThumbnailIn, fields)
-            return await service.upload_thumbnail(ctx, user, thumbnail, _incoming(form))
+            return await thumbnails.upload_thumbnail(ctx, user, thumbnail, _incoming(form))
         if "partindex" in fields or "totalparts" in fields:
             chunk = _validate(ChunkIn, fields)
             content_range = request.headers.get("content-range")

@@ -1,9 +1,11 @@
-"""The rules of uploads (SPEC §4): who may continue, finish, thumbnail, attach and fetch a file.
+"""The rules of uploading (SPEC §4): whole files, chunks and finishing. Thumbnails are in
+thumbnails.py; attaching, fetching and expiry in access.py.
 
 Only the uploader may touch an upload; anyone else gets the same answer as for a uuid that does
-not exist. Chunks arrive in order; a wrong one is refused without harming the upload. Bytes go to
-storage before (whole files) or under the row lock of (chunks) the database write, and objects
-that a rolled-back or superseded row leaves behind are removed after commit.
+not exist. Chunks arrive in order; a wrong one is refused without harming the upload. Bytes are
+copied outside the write transaction where possible (whole files before it, assembly before it)
+and under the row lock for chunks (one small part); objects that a failed request or a replaced
+row leaves behind are removed again.
 """
 
 from __future__ import annotations
@@ -25,15 +27,7 @@ from dovecote.core.errors import Conflict, InvalidInput, PayloadTooLarge
 from dovecote.core.settings import Settings
 from dovecote.uploads import repository as repo
 from dovecote.uploads.files import Linker, clean_filename, detect_mimetype
-from dovecote.uploads.schemas import (
-    ChunkIn,
-    ChunkOut,
-    FinishIn,
-    ThumbnailIn,
-    ThumbnailOut,
-    UploadedOut,
-    WholeFileIn,
-)
+from dovecote.uploads.schemas import ChunkIn, ChunkOut, FinishIn, UploadedOut, WholeFileIn
 from dovecote.uploads.storage import Storage, StorageMissing, Written, assemble, store
 
 _RANGE = re.compile(r"^\s*bytes\s+(\d{1,15})-(\d{1,15})/(\d{1,15}|\*)\s*$", re.ASCII)
@@ -64,7 +58,7 @@ def part_key(uuid: str, index: int) -> str:
     return f"parts/{uuid}/{index:06d}"
 
 
-def _unknown(field: str) -> InvalidInput:
+def unknown_upload(field: str) -> InvalidInput:
     return InvalidInput.field(field, "does_not_exist", "No upload of yours has this uuid.")
 
 
@@ -74,7 +68,7 @@ def _too_large(settings: Settings) -> PayloadTooLarge:
     )
 
 
-def _check_size(settings: Settings, *sizes: int | None) -> None:
+def check_size(settings: Settings, *sizes: int | None) -> None:
     if any(s is not None and s > settings.upload_max_file_size for s in sizes):
         raise _too_large(settings)
 
@@ -89,7 +83,7 @@ async def _check_pending(ctx: Context, user: Principal) -> None:
         )
 
 
-async def _store(
+async def store_incoming(
     ctx: Context, key: str, incoming: Incoming, limit: int, *, durable: bool = True
 ) -> Written:
     if incoming.size == 0:
@@ -101,7 +95,7 @@ async def _store(
 
 
 @asynccontextmanager
-async def _discard_on_error(storage: Storage, *keys: str) -> AsyncIterator[None]:
+async def discard_on_error(storage: Storage, *keys: str) -> AsyncIterator[None]:
     """Work after bytes were stored: an error removes them again."""
     try:
         yield
@@ -110,7 +104,7 @@ async def _discard_on_error(storage: Storage, *keys: str) -> AsyncIterator[None]
         raise
 
 
-def _check_md5(expected: str | None, written: Written) -> None:
+def check_md5(expected: str | None, written: Written) -> None:
     if expected is not None and expected != written.md5:
         raise InvalidInput.field("md5", "mismatch", "The md5 does not match the bytes received.")
 
@@ -122,12 +116,12 @@ async def upload_file(
     ctx: Context, user: Principal, form: WholeFileIn, incoming: Incoming
 ) -> UploadedOut:
     """A file in one request: finished at once."""
-    _check_size(ctx.settings, form.totalfilesize, incoming.size)
+    check_size(ctx.settings, form.totalfilesize, incoming.size)
     uuid = str(uuids.uuid4())
     key = final_key(uuid)
-    written = await _store(ctx, key, incoming, ctx.settings.upload_max_file_size)
-    async with _discard_on_error(ctx.storage, key):
-        _check_md5(form.md5, written)
+    written = await store_incoming(ctx, key, incoming, ctx.settings.upload_max_file_size)
+    async with discard_on_error(ctx.storage, key):
+        check_md5(form.md5, written)
         await _check_pending(ctx, user)
         now = clock.now()
         await repo.insert_file(
@@ -161,7 +155,7 @@ def _content_range(header: str | None, settings: Settings) -> tuple[int, int] | 
     if match is None or int(match[2]) < int(match[1]):
         raise InvalidInput.field("Content-Range", "invalid", "Expected `bytes start-end/total`.")
     if match[3] != "*":
-        _check_size(settings, int(match[3]))
+        check_size(settings, int(match[3]))
     return int(match[1]), int(match[2]) - int(match[1]) + 1
 
 
@@ -191,7 +185,7 @@ async def _continued_upload(ctx: Context, user: Principal, form: ChunkIn) -> Row
     assert form.uuid is not None
     row = await repo.owned_file(ctx.uow.session, user.id, form.uuid, lock=True)
     if row is None:
-        raise _unknown("uuid")
+        raise unknown_upload("uuid")
     if row.finished:
         raise InvalidInput.field("uuid", "finished", "This upload is already finished.")
     if form.totalparts != row.total_parts:
@@ -218,7 +212,7 @@ def _check_offsets(
         raise InvalidInput.field(
             "Content-Range", "mismatch", f"This part must start at byte {at} and match its size."
         )
-    _check_size(ctx.settings, at + incoming.size)
+    check_size(ctx.settings, at + incoming.size)
 
 
 async def upload_chunk(
@@ -232,7 +226,7 @@ async def upload_chunk(
         )
     if form.partindex >= form.totalparts:
         raise InvalidInput.field("partindex", "invalid", "partindex must be below totalparts.")
-    _check_size(settings, form.totalfilesize, incoming.size)
+    check_size(settings, form.totalfilesize, incoming.size)
     declared = _content_range(content_range, settings)
     if form.uuid is None:
         if form.partindex != 0:
@@ -245,7 +239,7 @@ async def upload_chunk(
     # Parts are transient: not waiting for the disk halves the cost of a chunk. A part lost in
     # a crash makes ?done answer upload_incomplete; the assembled file is durable.
     key = part_key(row.uuid, row.parts_received)
-    written = await _store(ctx, key, incoming, incoming.size, durable=False)
+    written = await store_incoming(ctx, key, incoming, incoming.size, durable=False)
     if not await repo.record_part(ctx.uow.session, row.id, row.parts_received, written.size):
         raise Conflict("Another request sent this part at the same time.", code="part_conflict")
     return ChunkOut(file_uuid=row.uuid)
@@ -266,20 +260,8 @@ def _check_same(form: FinishIn, row: Row[Any]) -> None:
         raise InvalidInput.field("totalfilesize", "mismatch", f"The file has {row.filesize} bytes.")
 
 
-async def finish_upload(ctx: Context, user: Principal, form: FinishIn) -> UploadedOut:
-    """`?done`: assemble the parts into the file. Finishing a finished upload answers the same
-    (and may still rename it until it is sent)."""
-    session = ctx.uow.session
-    row = await repo.owned_file(session, user.id, form.uuid, lock=True)
-    if row is None:
-        raise _unknown("uuid")
-    filename = clean_filename(form.filename)
-    if row.finished:
-        _check_same(form, row)
-        if filename != row.filename and not row.attached:
-            await repo.rename_file(session, row.id, filename)
-        return UploadedOut(file_url=ctx.links.link(row.uuid), file_uuid=row.uuid)
-    if form.totalparts is not None and form.totalparts != row.total_parts:
+def _check_complete(totalparts: int | None, row: Row[Any]) -> None:
+    if totalparts is not None and totalparts != row.total_parts:
         raise InvalidInput.field(
             "totalparts", "mismatch", f"This upload was started with {row.total_parts} parts."
         )
@@ -290,9 +272,38 @@ async def finish_upload(ctx: Context, user: Principal, form: FinishIn) -> Upload
             f"Received {row.parts_received} of {row.total_parts} parts; "
             f"send part {row.parts_received} next.",
         )
-    written = await _assemble(ctx, row)
-    async with _discard_on_error(ctx.storage, row.storage_key):
-        _check_md5(form.md5, written)
+
+
+async def _assemble_early(ctx: Context, user: Principal, uuid: str) -> Written | None:
+    """Assemble a complete upload before the write transaction starts, so that SQLite's one
+    writer is not held while megabytes are copied. Safe: the parts of a complete upload can no
+    longer change, and the result is checked again under the row lock."""
+    async with ctx.uow.database.read_sessions() as session:  # read-only: nothing to commit
+        row = await repo.owned_file(session, user.id, uuid)
+    if row is None or row.finished:
+        return None
+    _check_complete(None, row)
+    return await _assemble(ctx, row)
+
+
+async def finish_upload(ctx: Context, user: Principal, form: FinishIn) -> UploadedOut:
+    """`?done`: assemble the parts into the file. Finishing a finished upload answers the same
+    (and may still rename it until it is sent)."""
+    written = await _assemble_early(ctx, user, form.uuid)
+    session = ctx.uow.session
+    row = await repo.owned_file(session, user.id, form.uuid, lock=True)
+    if row is None:
+        raise unknown_upload("uuid")
+    filename = clean_filename(form.filename)
+    if row.finished:
+        _check_same(form, row)
+        if filename != row.filename and not row.attached:
+            await repo.rename_file(session, row.id, filename)
+        return UploadedOut(file_url=ctx.links.link(row.uuid), file_uuid=row.uuid)
+    _check_complete(form.totalparts, row)
+    written = written or await _assemble(ctx, row)
+    async with discard_on_error(ctx.storage, row.storage_key):
+        check_md5(form.md5, written)
         if form.totalfilesize is not None and form.totalfilesize != written.size:
             raise InvalidInput.field("totalfilesize", "mismatch", f"Received {written.size} bytes.")
         await repo.finish_file(
@@ -326,70 +337,3 @@ async def _assemble(ctx: Context, row: Row[Any]) -> Written:
         ) from None
     except OverflowError:
         raise _too_large(ctx.settings) from None
-
-
-# --- thumbnails ------------------------------------------------------------------------------
-
-
-async def upload_thumbnail(
-    ctx: Context, user: Principal, form: ThumbnailIn, incoming: Incoming
-) -> ThumbnailOut:
-    """An image standing for an uploaded file; a new one replaces the previous one."""
-    _check_size(ctx.settings, form.totalfilesize, incoming.size)
-    uuid = str(uuids.uuid4())
-    key = final_key(uuid)
-    written = await _store(ctx, key, incoming, ctx.settings.upload_max_file_size)
-    async with _discard_on_error(ctx.storage, key):
-        parent = await _thumbnail_parent(ctx, user, form.parentuuid)
-        _check_md5(form.md5, written)
-        mimetype = detect_mimetype(written.head)
-        if not mimetype.startswith("image/"):
-            raise InvalidInput.field("file", "not_an_image", "A thumbnail must be an image.")
-        await _replace_thumbnails(ctx, parent.id)
-        now = clock.now()
-        await repo.insert_file(
-            ctx.uow.session,
-            uuid=uuid,
-            owner_id=user.id,
-            parent_id=parent.id,
-            filename=clean_filename(form.filename or incoming.filename, "thumbnail"),
-            mimetype=mimetype,
-            filesize=written.size,
-            storage_key=key,
-            total_parts=1,
-            parts_received=1,
-            finished=True,
-            attached=False,
-            md5=written.md5,
-            created_at=now,
-            finished_at=now,
-        )
-    return ThumbnailOut(file_url=ctx.links.link(uuid), file_uuid=uuid, parent_file_uuid=parent.uuid)
-
-
-async def _thumbnail_parent(ctx: Context, user: Principal, parent_uuid: str) -> Row[Any]:
-    parent = await repo.owned_file(ctx.uow.session, user.id, parent_uuid, lock=True)
-    if parent is None or parent.parent_id is not None:
-        raise _unknown("parentuuid")
-    if not parent.finished:
-        raise InvalidInput.field(
-            "parentuuid", "not_finished", "Finish the upload (?done) before its thumbnail."
-        )
-    if parent.attached:
-        raise InvalidInput.field(
-            "parentuuid", "already_sent", "This file was already sent; its thumbnail is fixed."
-        )
-    return parent
-
-
-async def _replace_thumbnails(ctx: Context, parent_id: int) -> None:
-    old = await repo.thumbnails_of(ctx.uow.session, parent_id)
-    if not old:
-        return
-    await repo.delete_files(ctx.uow.session, [r.id for r in old])
-    keys = [r.storage_key for r in old]
-
-    async def drop() -> None:
-        await ctx.storage.delete(keys)
-
-    ctx.uow.after_commit(drop)
