@@ -20,6 +20,7 @@ from tests.uploading import (
     pdf,
     png,
     send_chunks,
+    thumbnail,
     ui_send,
     ui_upload,
 )
@@ -240,3 +241,38 @@ async def test_a_late_delete_detaches_the_file(client: httpx.AsyncClient, world:
     assert (await fetch(client, url)).status_code == 404
     path = f"/api/v2/pm/files/{uploaded.uuid}/"
     assert (await client.get(path, headers=recipient.auth)).status_code == 404
+
+
+async def test_a_new_thumbnail_replaces_the_old_one_until_sent(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    sender, recipient = await _pair(world)
+    uploaded = await ui_upload(client, sender, pdf(5_000), "x.pdf")
+    second_image = png(4_000)
+
+    again = await thumbnail(client, sender, uploaded.uuid, second_image, "t.png")
+    stale = await ui_send(client, sender, recipient, uploaded.thumbnail_uuid)
+    sent = await ui_send(client, sender, recipient, again.json()["file_uuid"])
+    late = await thumbnail(client, sender, uploaded.uuid, png(), "t.png")
+
+    assert again.status_code == 200
+    assert (await fetch(client, uploaded.thumbnail_url)).status_code == 404
+    assert stale.status_code == 400  # the replaced thumbnail no longer stands for anything
+    assert (await fetch(client, sent.json()["file"]["thumbnail"])).content == second_image
+    assert late.status_code == 400
+    assert late.json()["errors"][0]["messages"][0]["code"] == "already_sent"
+
+
+async def test_a_file_sent_twice_lives_while_one_message_carries_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    sender, recipient = await _pair(world)
+    data = pdf(5_000)
+    uploaded = await ui_upload(client, sender, data, "x.pdf")
+    first = await ui_send(client, sender, recipient, uploaded.uuid)
+    second = await ui_send(client, sender, recipient, uploaded.thumbnail_uuid)
+
+    await client.delete(f"/api/v2/pm/{first.json()['id']}/", headers=sender.auth)
+
+    assert second.json()["file"]["uuid"] == uploaded.uuid
+    assert (await fetch(client, second.json()["file"]["url"])).content == data
