@@ -105,7 +105,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
 
 def _bounded(request: Request, limit: int) -> Request:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request exceeds {limit} bytes.", code="body_too_large")
     return Request(request.scope, _limited(request.receive, limit))
 
