@@ -15,6 +15,7 @@ from urllib.parse import quote
 import filetype
 
 from dovecote.core import clock
+from dovecote.core.settings import Settings
 from dovecote.pm.schemas import FileOut
 
 MAX_FILENAME = 200
@@ -85,6 +86,13 @@ class Linker:
     def from_secret(cls, secret: bytes, base_url: str, lifetime: int) -> Linker:
         key = hmac.new(secret, b"dovecote/file-links/v1", hashlib.sha256).digest()
         return cls(key, base_url.rstrip("/"), lifetime)
+
+    @classmethod
+    def for_server(cls, secret: bytes, settings: Settings, request_base_url: str) -> Linker:
+        """Links on DOVECOTE_PUBLIC_URL when set, else on the base URL the request came to
+        (for a WebSocket, pass it with an http(s) scheme)."""
+        base = settings.public_url or request_base_url
+        return cls.from_secret(secret, base, settings.upload_link_seconds)
 
     def _signature(self, uuid: str, expires: int) -> str:
         mac = hmac.new(self.key, f"{uuid}:{expires}".encode(), hashlib.sha256).digest()

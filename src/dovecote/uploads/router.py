@@ -60,8 +60,7 @@ def storage_of(request: Request) -> Storage:
 
 def linker(request: Request) -> Linker:
     state = app_state(request)
-    base = state.settings.public_url or str(request.base_url)
-    return Linker.from_secret(state.jwt_secret, base, state.settings.upload_link_seconds)
+    return Linker.for_server(state.jwt_secret, state.settings, str(request.base_url))
 
 
 def file_links(request: Request) -> Callable[[Any], FileOut | None]:
