@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
+from python_multipart.exceptions import FormParserError
 from starlette.datastructures import FormData, UploadFile
 from starlette.types import Message, Receive
 
@@ -109,11 +111,23 @@ def _bounded(request: Request, limit: int) -> Request:
     return Request(request.scope, _limited(request.receive, limit))
 
 
+@contextmanager
+def _malformed_is_400() -> Iterator[None]:
+    # python-multipart raises its own errors for a broken body, which Starlette lets through.
+    try:
+        yield
+    except FormParserError as exc:
+        raise InvalidInput.field(
+            "non_field_errors", "parse_error", f"Malformed body: {exc}"
+        ) from exc
+
+
 async def _multipart(request: Request, limit: int) -> FormData:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "multipart/form-data":
         raise InvalidInput.field("file", "required", "Send the file as multipart/form-data.")
-    return await _bounded(request, limit).form(max_files=1, max_fields=64)
+    with _malformed_is_400():
+        return await _bounded(request, limit).form(max_files=1, max_fields=64)
 
 
 def _validate(model: type[M], data: dict[str, Any]) -> M:
@@ -174,7 +188,8 @@ async def upload(
     request: Request, ctx: Ctx, user: CurrentUser
 ) -> UploadedOut | ThumbnailOut | ChunkOut:
     if "done" in request.query_params:
-        data = await read_body_dict(_bounded(request, FINISH_LIMIT))
+        with _malformed_is_400():
+            data = await read_body_dict(_bounded(request, FINISH_LIMIT))
         return await service.finish_upload(ctx, user, _validate(FinishIn, data))
     form = await _multipart(request, ctx.settings.upload_max_file_size + FORM_SLACK)
     try:
@@ -269,7 +284,7 @@ async def _respond(
         200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
         206: {"description": "A byte range (Range: bytes=...)."},
         416: {"description": "The range is outside the file."},
-        **errors(401, 404),
+        **errors(400, 401, 404),
     },
     summary="A file's bytes, by signed link (?exp=&sig=) or with a bearer token",
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 MAX_UUID = 64
 
@@ -21,9 +22,11 @@ def _text(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-Count = Annotated[int | None, BeforeValidator(_absent), Field(None, ge=0, le=2**62)]
-Uuid = Annotated[str | None, BeforeValidator(_text), Field(None, max_length=MAX_UUID)]
-Name = Annotated[str | None, BeforeValidator(_absent), Field(None, max_length=4096)]
+def _required_text(value: Any) -> Any:
+    value = _text(value)
+    if value is None:
+        raise PydanticCustomError("missing", "This field is required.")
+    return value
 
 
 def _hex(value: Any) -> Any:
@@ -31,10 +34,27 @@ def _hex(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+Count = Annotated[Annotated[int, Field(ge=0, le=2**62)] | None, BeforeValidator(_absent)]
+Uuid = Annotated[Annotated[str, Field(max_length=MAX_UUID)] | None, BeforeValidator(_text)]
+Name = Annotated[Annotated[str, Field(max_length=4096)] | None, BeforeValidator(_absent)]
 Md5 = Annotated[
-    str | None,
+    Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None,
     BeforeValidator(_hex),
-    Field(None, pattern=r"^[0-9a-f]{32}$", description="Hex md5 of the whole file."),
+    Field(description="Hex md5 of the whole file."),
+]
+Parts = Annotated[Annotated[int, Field(ge=1, le=2**31)] | None, BeforeValidator(_absent)]
+Seconds = Annotated[
+    Annotated[float, Field(ge=0, le=10**9, allow_inf_nan=False)] | None,
+    BeforeValidator(_absent),
+    Field(description="Seconds, for audio and video."),
+]
+# Required text: present, not blank, not the JS client's `undefined`/`null`.
+Text = Annotated[
+    str,
+    BeforeValidator(_required_text),
+    Field(
+        min_length=1, json_schema_extra={"pattern": r"\S", "not": {"enum": ["undefined", "null"]}}
+    ),
 ]
 
 
@@ -48,9 +68,7 @@ class _Form(BaseModel):
 
 class WholeFileIn(_Form):
     md5: Md5 = None
-    duration: Annotated[float | None, BeforeValidator(_absent)] = Field(
-        None, ge=0, le=10**9, allow_inf_nan=False, description="Seconds, for audio and video."
-    )
+    duration: Seconds = None
 
 
 class ChunkIn(_Form):
@@ -62,14 +80,14 @@ class ChunkIn(_Form):
 
 
 class FinishIn(_Form):
-    uuid: Annotated[str, BeforeValidator(_text)] = Field(max_length=MAX_UUID)
-    filename: Annotated[str, BeforeValidator(_absent)] = Field(max_length=4096)
-    totalparts: Annotated[int | None, BeforeValidator(_absent)] = Field(None, ge=1, le=2**31)
+    uuid: Annotated[Text, Field(max_length=MAX_UUID)]
+    filename: Annotated[Text, Field(max_length=4096)]
+    totalparts: Parts = None
     md5: Md5 = None
 
 
 class ThumbnailIn(_Form):
-    parentuuid: Annotated[str, BeforeValidator(_text)] = Field(max_length=MAX_UUID)
+    parentuuid: Annotated[Text, Field(max_length=MAX_UUID)]
     md5: Md5 = None
 
 
