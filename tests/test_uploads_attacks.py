@@ -342,3 +342,15 @@ async def test_malformed_links_and_ranges_are_clean_answers(
         assert got.status_code in (200, 416), header
     long_uuid = await client.get("/api/v2/pm/files/" + "a" * 100 + "/", headers=sender.auth)
     assert long_uuid.status_code == 400
+
+
+async def test_nul_and_garbage_uuids_are_400s(client: httpx.AsyncClient, world: World) -> None:
+    sender = await world.user()
+    for uuid in ("a\x00b", "../x", "é"):
+        done = await client.post(
+            UPLOAD + "?done", json={"uuid": uuid, "filename": "x"}, headers=sender.auth
+        )
+        thumb = await thumbnail(client, sender, uuid, jpeg())
+        assert done.status_code == thumb.status_code == 400, uuid
+    fetched = await client.get("/api/v2/pm/files/a%00b/", headers=sender.auth)
+    assert fetched.status_code == 400

@@ -33,7 +33,9 @@ from dovecote.pm.schemas import FileOut
 from dovecote.uploads import access, service, thumbnails
 from dovecote.uploads.files import Linker, content_disposition
 from dovecote.uploads.schemas import (
+    MAX_UUID,
     UPLOAD_FORM_SCHEMA,
+    UUID_PATTERN,
     ChunkIn,
     ChunkOut,
     FinishIn,
@@ -292,7 +294,7 @@ async def fetch(
     request: Request,
     session: Session,
     settings: AppSettings,
-    uuid: Annotated[str, Path(max_length=64)],
+    uuid: Annotated[str, Path(max_length=MAX_UUID, pattern=UUID_PATTERN)],
     exp: str | None = None,
     sig: str | None = None,
 ) -> Response:

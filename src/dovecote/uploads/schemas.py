@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 MAX_UUID = 64
+UUID_PATTERN = r"^[0-9A-Fa-f-]{1,64}$"  # what this server hands out; anything else is no upload
 
 
 def _absent(value: Any) -> Any:
@@ -35,7 +36,10 @@ def _hex(value: Any) -> Any:
 
 
 Count = Annotated[Annotated[int, Field(ge=0, le=2**62)] | None, BeforeValidator(_absent)]
-Uuid = Annotated[Annotated[str, Field(max_length=MAX_UUID)] | None, BeforeValidator(_text)]
+Uuid = Annotated[
+    Annotated[str, Field(max_length=MAX_UUID, pattern=UUID_PATTERN)] | None,
+    BeforeValidator(_text),
+]
 Name = Annotated[Annotated[str, Field(max_length=4096)] | None, BeforeValidator(_absent)]
 Md5 = Annotated[
     Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None,
@@ -80,14 +84,14 @@ class ChunkIn(_Form):
 
 
 class FinishIn(_Form):
-    uuid: Annotated[Text, Field(max_length=MAX_UUID)]
+    uuid: Annotated[Text, Field(max_length=MAX_UUID, pattern=UUID_PATTERN)]
     filename: Annotated[Text, Field(max_length=4096)]
     totalparts: Parts = None
     md5: Md5 = None
 
 
 class ThumbnailIn(_Form):
-    parentuuid: Annotated[Text, Field(max_length=MAX_UUID)]
+    parentuuid: Annotated[Text, Field(max_length=MAX_UUID, pattern=UUID_PATTERN)]
     md5: Md5 = None
 
 
