@@ -71,6 +71,19 @@ MATRIX: list[Probe] = [
         lambda s: f"/api/v2/pm/{s.message_id}/",
         {"owner": 200, "participant": 200, "stranger": 404},
     ),
+    Probe(
+        "POST",
+        "/api/v2/pm/upload/",
+        lambda s: "/api/v2/pm/upload/",
+        same(400),  # not multipart; test_uploads*.py drive the real flows
+        body=lambda s: {"file": "x"},
+    ),
+    Probe(
+        "GET",
+        "/api/v2/pm/files/{uuid}/",
+        lambda s: "/api/v2/pm/files/00000000-0000-4000-8000-000000000000/",
+        same(404),  # entitlement to real files: test_uploads_attacks.py
+    ),
     Probe("GET", "/api/v2/user/me/", lambda s: "/api/v2/user/me/", same(200)),
     Probe(
         "GET", "/api/v2/user/hidden_users_id/", lambda s: "/api/v2/user/hidden_users_id/", same(200)

@@ -21,6 +21,9 @@ from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
 from dovecote.pm.router import router as pm_router
 from dovecote.realtime.broker import LocalBroker
+from dovecote.uploads.access import start_cleanup
+from dovecote.uploads.router import router as uploads_router
+from dovecote.uploads.storage import create_storage
 from dovecote.users.router import router as users_router
 
 log = logging.getLogger("dovecote")
@@ -40,9 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = create_database(settings)
         broker = LocalBroker()
         app.state.dovecote = AppState(settings, database, secret, broker, RateLimiter(settings))
+        app.state.uploads_storage = storage = create_storage(settings)
+        cleaner = start_cleanup(database, settings, storage)
         try:
             yield
         finally:
+            if cleaner is not None:
+                cleaner.cancel()
             await broker.close()
             await database.dispose()
 
@@ -57,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, settings=settings)
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(uploads_router)  # before pm: its /api/v2/pm/{id}/ would shadow ours
     app.include_router(pm_router)
     _health(app)
     openapi.install(app)

@@ -34,6 +34,8 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 clients_app = typer.Typer(help="Manage OAuth clients.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(clients_app, name="clients")
+uploads_app = typer.Typer(help="Manage uploaded files.", no_args_is_help=True)
+app.add_typer(uploads_app, name="uploads")
 
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -221,3 +223,23 @@ def demo(users: Annotated[int, typer.Option(min=2, max=1000)] = 5) -> None:
     for name, user_id in created:
         jwt_token = security.issue_jwt(secret, user_id, lifetime=timedelta(hours=24))
         typer.echo(f"{name}\tid={user_id}\tpassword={name}-password\ttoken={jwt_token}")
+
+
+@uploads_app.command("cleanup")
+def uploads_cleanup() -> None:
+    """Remove uploads never sent (older than DOVECOTE_UPLOAD_PENDING_SECONDS) and files that no
+    message carries any more. A running server does this periodically, too."""
+    from dovecote.uploads import access
+    from dovecote.uploads.storage import create_storage
+
+    settings = get_settings()
+    migrate.upgrade(settings.effective_database_url)
+
+    async def main() -> int:
+        database = create_database(settings)
+        try:
+            return await access.cleanup(database, settings, create_storage(settings))
+        finally:
+            await database.dispose()
+
+    typer.echo(f"removed {asyncio.run(main())} files")

@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     pm_max_recipients: int = Field(100, ge=1)
 
     upload_max_file_size: int = Field(52_428_800, ge=1)
+    upload_max_parts: int = Field(1024, ge=1)
+    upload_max_pending: int = Field(50, ge=1)
+    upload_pending_seconds: int = Field(86_400, ge=60)
+    upload_link_seconds: int = Field(21_600, ge=60)
+    upload_cleanup_interval_seconds: int = Field(3_600, ge=0)
+
+    storage: Literal["local", "s3"] = "local"
+    media_dir: Path | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
 
     ratelimit_enabled: bool = True
     ratelimit_send: str = "5/second;200/minute"
@@ -67,6 +81,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'dovecote.sqlite3').resolve()}"
+
+    @property
+    def effective_media_dir(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
 
     @property
     def is_sqlite(self) -> bool:

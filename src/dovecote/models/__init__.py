@@ -234,6 +234,9 @@ class File(Base):
     attached: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    md5: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index(None, "attached", "created_at"),)
 
 
 class Message(Base):

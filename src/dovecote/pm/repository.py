@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.core.db import dialect_name, upsert
 from dovecote.models import Event, File, Message, Thread, ThreadMember, ThreadMessage, User
+from dovecote.uploads.repository import THUMBNAIL_UUID
 
 NEW_MESSAGE = 37
 DELETED_MESSAGE = 105
@@ -263,6 +264,7 @@ MESSAGE_COLUMNS = (
     File.filesize.label("file_size"),
     File.mimetype.label("file_mimetype"),
     File.duration.label("file_duration"),
+    THUMBNAIL_UUID,
 )
 
 

@@ -30,6 +30,7 @@ from dovecote.core.state import app_state
 from dovecote.idempotency import service as idempotency
 from dovecote.pm import service
 from dovecote.pm.schemas import MessageOut, SendMessageIn, SnippetOut
+from dovecote.uploads.router import file_links
 from dovecote.users import repository as users_repo
 from dovecote.users.schemas import UserOut
 from dovecote.users.service import user_out
@@ -52,7 +53,12 @@ _SENT_LINKS: dict[str, Any] = {
 
 
 def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
-    return service.Context(uow=uow, settings=settings, publish=app_state(request).broker.publish)
+    return service.Context(
+        uow=uow,
+        settings=settings,
+        publish=app_state(request).broker.publish,
+        file_links=file_links(request),
+    )
 
 
 Ctx = Annotated[service.Context, Depends(_context)]

@@ -18,6 +18,7 @@ from dovecote.idempotency import service as idempotency
 from dovecote.pm import repository as repo
 from dovecote.pm.schemas import FileOut, MessageOut, SendMessageIn, SnippetOut
 from dovecote.realtime.broker import LiveEvent
+from dovecote.uploads import access as uploads
 from dovecote.users import repository as users_repo
 from dovecote.users.service import message_refusal, user_out
 
@@ -83,12 +84,8 @@ def _validate(settings: Settings, body: SendMessageIn) -> tuple[list[int], str]:
             "max_length",
             f"A message may go to at most {settings.pm_max_recipients} recipients.",
         )
-    if body.file_uuid:
-        raise InvalidInput.field(
-            "file_uuid", "attachments_disabled", "Attachments are not available on this server yet."
-        )
     text = body.message or ""
-    if not text.strip():
+    if not text.strip() and not body.file_uuid:
         raise InvalidInput.field("message", "required", "Send a message or a file.")
     if len(text) > settings.pm_message_max_length:
         raise InvalidInput.field(
@@ -103,6 +100,11 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     """Store one message in the thread with each recipient; one answer per recipient."""
     recipients, text = _validate(ctx.settings, body)
     session = ctx.uow.session
+    attachment = (
+        await uploads.attachment_for(session, ctx.settings, sender.id, body.file_uuid)
+        if body.file_uuid
+        else None
+    )
     facts = await users_repo.recipient_facts(session, sender.id, recipients)
     for recipient in recipients:
         refusal = message_refusal(sender, recipient, facts.get(recipient))
@@ -113,7 +115,10 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     threads = await repo.direct_threads(session, sender.id, recipients)
     if len(threads) < len(recipients):
         threads = await repo.create_direct_threads(session, sender.id, recipients, now)
-    message_id = await repo.insert_message(session, sender.id, text, None, now)
+    file_id = attachment.file_id if attachment else None
+    message_id = await repo.insert_message(session, sender.id, text, file_id, now)
+    if attachment:
+        await uploads.attach(session, attachment)
     await repo.list_in_threads(session, message_id, list(threads.values()))
     deliveries = [(sender.id, t) for t in threads.values()] + [(r, t) for r, t in threads.items()]
     revealed = await repo.advance_members(
@@ -125,7 +130,7 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
 
     users = await users_repo.get_users(session, [sender.id, *recipients])
-    row = _MessageRow(message_id, sender.id, text, "created", now, None)
+    row = _MessageRow(message_id, sender.id, text, "created", now, file_id, attachment)
     return [message_out(ctx, row, threads[r], users, r) for r in recipients]  # type: ignore[arg-type]
 
 
@@ -149,7 +154,7 @@ async def send_message_once(
 
 @dataclass(frozen=True)
 class _MessageRow:
-    """A just-written message, shaped like a repository row."""
+    """A just-written message, shaped like a repository row (file columns from the upload)."""
 
     id: int
     sender_id: int
@@ -157,6 +162,12 @@ class _MessageRow:
     status: str
     created_at: Any
     file_id: int | None
+    attachment: uploads.Attachment | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("file_"):
+            return getattr(self.attachment, name, None)
+        raise AttributeError(name)
 
 
 def _publish_after_commit(

@@ -1,0 +1,93 @@
+"""Thumbnails (SPEC §4): an image standing for an uploaded file, shown before it is opened.
+
+The real UI uploads one right after finishing a file (the picture itself, or a JPEG drawn from a
+PDF or video) and then sends the message with the thumbnail's uuid.
+"""
+
+from __future__ import annotations
+
+import uuid as uuids
+from typing import Any
+
+from sqlalchemy import Row
+
+from dovecote.auth.principal import Principal
+from dovecote.core import clock
+from dovecote.core.errors import InvalidInput
+from dovecote.uploads import repository as repo
+from dovecote.uploads.files import clean_filename, detect_mimetype
+from dovecote.uploads.schemas import ThumbnailIn, ThumbnailOut
+from dovecote.uploads.service import (
+    Context,
+    Incoming,
+    check_md5,
+    check_size,
+    discard_on_error,
+    final_key,
+    store_incoming,
+    unknown_upload,
+)
+
+
+async def upload_thumbnail(
+    ctx: Context, user: Principal, form: ThumbnailIn, incoming: Incoming
+) -> ThumbnailOut:
+    """An image standing for an uploaded file; a new one replaces the previous one."""
+    check_size(ctx.settings, form.totalfilesize, incoming.size)
+    uuid = str(uuids.uuid4())
+    key = final_key(uuid)
+    written = await store_incoming(ctx, key, incoming, ctx.settings.upload_max_file_size)
+    async with discard_on_error(ctx.storage, key):
+        parent = await _thumbnail_parent(ctx, user, form.parentuuid)
+        check_md5(form.md5, written)
+        mimetype = detect_mimetype(written.head)
+        if not mimetype.startswith("image/"):
+            raise InvalidInput.field("file", "not_an_image", "A thumbnail must be an image.")
+        await _replace_thumbnails(ctx, parent.id)
+        now = clock.now()
+        await repo.insert_file(
+            ctx.uow.session,
+            uuid=uuid,
+            owner_id=user.id,
+            parent_id=parent.id,
+            filename=clean_filename(form.filename or incoming.filename, "thumbnail"),
+            mimetype=mimetype,
+            filesize=written.size,
+            storage_key=key,
+            total_parts=1,
+            parts_received=1,
+            finished=True,
+            attached=False,
+            md5=written.md5,
+            created_at=now,
+            finished_at=now,
+        )
+    return ThumbnailOut(file_url=ctx.links.link(uuid), file_uuid=uuid, parent_file_uuid=parent.uuid)
+
+
+async def _thumbnail_parent(ctx: Context, user: Principal, parent_uuid: str) -> Row[Any]:
+    parent = await repo.owned_file(ctx.uow.session, user.id, parent_uuid, lock=True)
+    if parent is None or parent.parent_id is not None:
+        raise unknown_upload("parentuuid")
+    if not parent.finished:
+        raise InvalidInput.field(
+            "parentuuid", "not_finished", "Finish the upload (?done) before its thumbnail."
+        )
+    if parent.attached:
+        raise InvalidInput.field(
+            "parentuuid", "already_sent", "This file was already sent; its thumbnail is fixed."
+        )
+    return parent
+
+
+async def _replace_thumbnails(ctx: Context, parent_id: int) -> None:
+    old = await repo.thumbnails_of(ctx.uow.session, parent_id)
+    if not old:
+        return
+    await repo.delete_files(ctx.uow.session, [r.id for r in old])
+    keys = [r.storage_key for r in old]
+
+    async def drop() -> None:
+        await ctx.storage.delete(keys)
+
+    ctx.uow.after_commit(drop)
