@@ -1,7 +1,7 @@
 """uploads: md5 of finished files, index for expiring unattached uploads
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002_inbox
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002_inbox"
 branch_labels = None
 depends_on = None
 
