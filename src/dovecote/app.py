@@ -15,6 +15,8 @@ from dovecote.auth.router import router as auth_router
 from dovecote.core import handlers
 from dovecote.core.db import create_database
 from dovecote.core.handlers import error_body
+from dovecote.core.middleware import BodySizeLimit
+from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
 from dovecote.pm.router import router as pm_router
@@ -37,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = create_database(settings)
         broker = LocalBroker()
-        app.state.dovecote = AppState(settings, database, secret, broker)
+        app.state.dovecote = AppState(settings, database, secret, broker, RateLimiter(settings))
         try:
             yield
         finally:
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     handlers.install(app)
+    app.add_middleware(BodySizeLimit, settings=settings)
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(pm_router)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from dovecote.core.db import Database
 from dovecote.core.settings import Settings
 from dovecote.realtime.broker import Broker
+
+if TYPE_CHECKING:
+    from dovecote.core.ratelimit import RateLimiter
 
 
 @dataclass
@@ -17,6 +21,7 @@ class AppState:
     database: Database
     jwt_secret: bytes
     broker: Broker
+    limiter: RateLimiter
 
 
 def app_state(request: Request) -> AppState:
