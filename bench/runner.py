@@ -159,7 +159,7 @@ def main(cfg: Config, output: Path = RESULTS) -> int:
         console.print(f"[red]benchmark failed:[/red] {exc}")
         return 1
     path, markdown = write(results, output)
-    console.print(markdown)
+    print(markdown)
     console.print(f"results: {path} (and .md); {results['seconds']} s")
     failures = report.sanity_failures(results)
     for failure in failures:
