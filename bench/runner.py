@@ -40,7 +40,7 @@ async def _check(target: Target, cfg: Config, when: str) -> None:
     broken = await broken_invariants(target)
     if broken:
         raise BenchFailure(f"invariants broken {when}: {broken}")
-    console.print(f"  invariants hold {when}")
+    say(f"invariants hold {when}")
 
 
 def _ceiling(cfg: Config, target: Target, world: World) -> dict[str, Any]:
@@ -71,6 +71,13 @@ def _ceiling(cfg: Config, target: Target, world: World) -> dict[str, Any]:
     return runs
 
 
+_T0 = time.perf_counter()
+
+
+def say(text: str) -> None:
+    console.print(f"[dim]{time.perf_counter() - _T0:6.1f}s[/dim] {text}")
+
+
 async def bench_database(cfg: Config, kind: str) -> dict[str, Any]:
     console.rule(f"[bold]{kind}")
     target = make_target(kind)
@@ -88,11 +95,11 @@ async def bench_database(cfg: Config, kind: str) -> dict[str, Any]:
             if server is None:
                 server = Server(target.server_url, target.workdir / "data", secret, cfg.workers)
                 server.start()
-                console.print(f"  server up on {server.base_url} (pids {server.pids()})")
-            console.print(f"  reading pages at {step:,} messages")
+                say(f"server up on {server.base_url} (pids {server.pids()})")
+            say(f"reading pages at {step:,} messages")
             result["reads"].append(measure_reads(cfg, server, world, tokens))
         assert server is not None
-        console.print("  sending")
+        say("sending")
         before = int(await target.scalar("SELECT count(*) FROM messages"))
         result["sends"] = measure_sends(cfg, server, world, tokens)
         result["sends"]["messages_stored"] = (
@@ -102,7 +109,7 @@ async def bench_database(cfg: Config, kind: str) -> dict[str, Any]:
         server = None
         await _check(target, cfg, "after the sends")
         await target.close()
-        console.print("  measuring the raw ceiling")
+        say("measuring the raw ceiling")
         result["ceiling"] = _ceiling(cfg, target, world)
         return result
     finally:
