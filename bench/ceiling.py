@@ -73,7 +73,9 @@ def pgbench_available() -> bool:
     return shutil.which("pgbench") is not None
 
 
-def run_pgbench(dsn_parts: dict[str, str], threads: int, clients: int, duration: int) -> CeilingResult:
+def run_pgbench(
+    dsn_parts: dict[str, str], threads: int, clients: int, duration: int
+) -> CeilingResult:
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
         script.write(PGBENCH_SCRIPT)
     try:

@@ -7,7 +7,8 @@ from bench.target import Target
 
 # Each query counts rows that break one invariant: all must answer 0.
 INVARIANTS = {
-    "threads are ordered pairs": "SELECT count(*) FROM threads WHERE NOT user_low_id < user_high_id",
+    "threads are ordered pairs": """
+        SELECT count(*) FROM threads WHERE NOT user_low_id < user_high_id""",
     "both members of a thread follow each other": """
         SELECT count(*) FROM threads t WHERE
           NOT EXISTS (SELECT 1 FROM follows f
@@ -19,7 +20,8 @@ INVARIANTS = {
         WHERE (SELECT count(*) FROM thread_members m WHERE m.thread_id = t.id) != 2""",
     "last_message_id is the thread's newest message": """
         SELECT count(*) FROM thread_members m WHERE m.last_message_id != coalesce(
-          (SELECT max(tm.message_id) FROM thread_messages tm WHERE tm.thread_id = m.thread_id), 0)""",
+          (SELECT max(tm.message_id) FROM thread_messages tm
+           WHERE tm.thread_id = m.thread_id), 0)""",
     "last_incoming_id is the newest message from the other member": """
         SELECT count(*) FROM thread_members m WHERE m.last_incoming_id != coalesce(
           (SELECT max(tm.message_id) FROM thread_messages tm
@@ -41,7 +43,8 @@ INVARIANTS = {
     "last_event_id is the user's newest event, numbered without gaps": """
         SELECT count(*) FROM users u WHERE u.last_event_id !=
           (SELECT count(*) FROM events e WHERE e.user_id = u.id)
-          OR u.last_event_id != coalesce((SELECT max(e.id) FROM events e WHERE e.user_id = u.id), 0)""",
+          OR u.last_event_id !=
+            coalesce((SELECT max(e.id) FROM events e WHERE e.user_id = u.id), 0)""",
 }
 
 

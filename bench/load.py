@@ -118,13 +118,15 @@ def _run_child(command: list[str]) -> tuple[str, float, float]:
 
 
 def _parse(text: str) -> list[dict[str, float]]:
-    found = [json.loads(line[len(MARK):]) for line in text.splitlines() if line.startswith(MARK)]
+    found = [json.loads(line[len(MARK) :]) for line in text.splitlines() if line.startswith(MARK)]
     if not found:
         raise RuntimeError(f"no result from the load generator:\n{text[-2000:]}")
     return found
 
 
-def run_wrk(base_url: str, requests: list[Request], connections: int, duration: float) -> LoadResult:
+def run_wrk(
+    base_url: str, requests: list[Request], connections: int, duration: float
+) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua_script(requests))
     try:

@@ -26,7 +26,7 @@ from bench.measure import Tokens, send_requests
 from bench.runner import RESULTS
 from bench.server import Server
 from bench.target import make_target
-from bench.world import Sizes, World
+from bench.world import World
 
 # (label, substring of a frame): the first match from the leaf up names the library.
 LIBRARIES = [
@@ -148,7 +148,10 @@ def main(args: argparse.Namespace) -> int:
                                           args.seconds + 4)))  # fmt: skip
         loader.start()
         files = [out / f"worker-{pid}.txt" for pid in server.worker_pids()]
-        spies = [_record(pid, args.seconds, f) for pid, f in zip(server.worker_pids(), files, strict=True)]
+        spies = [
+            _record(pid, args.seconds, f)
+            for pid, f in zip(server.worker_pids(), files, strict=True)
+        ]
         for spy in spies:
             _, err = spy.communicate(timeout=args.seconds + 60)
             if spy.returncode != 0:

@@ -16,6 +16,7 @@ CEILING_FRACTION_TARGET = 0.5
 SEND_P99_TARGET_MS = 50
 PAGE_P99_TARGET_MS = 10
 PAGE_GROWTH_LIMIT = 1.5
+QUICK_NOTE = " — QUICK RUN: sizes and durations too small for real figures"
 
 
 def _n(x: float) -> str:
@@ -44,7 +45,9 @@ def _sends(db: dict[str, Any]) -> list[str]:
     for c, r in sends["by_concurrency"].items():
         top = ceiling_for(db, c)
         fraction = f"{r['rate'] / top:.0%}" if top else "—"
-        db_cpu = f"{r['postgres_cpu_cores']:.2f}" if db["database"] == "postgresql" else "(in server)"
+        db_cpu = (
+            f"{r['postgres_cpu_cores']:.2f}" if db["database"] == "postgresql" else "(in server)"
+        )
         lines.append(
             f"| {c} | {_n(r['rate'])} | {_ms(r['p50_ms'])} | {_ms(r['p95_ms'])} "
             f"| {_ms(r['p99_ms'])} | {r['errors']} | {_n(top) if top else '—'} | {fraction} "
@@ -125,7 +128,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine['cpus']} CPUs, {machine['memory_gb']} GB, load average at start "
         f"{machine['load_average_at_start']}; {cfg['workers']} server workers; medians of "
         f"{cfg['repeat']} run(s) of {cfg['send_seconds']} s (sends) / {cfg['read_seconds']} s "
-        f"(pages){' — QUICK RUN: sizes and durations too small for real figures' if cfg['quick'] else ''}.",
+        f"(pages){QUICK_NOTE if cfg['quick'] else ''}.",
     ]  # fmt: skip
     for kind, why in results["skipped"].items():
         lines += ["", f"{NAMES[kind]}: skipped ({why})."]
@@ -170,7 +173,7 @@ def sanity_failures(results: dict[str, Any]) -> list[str]:
                 if reads[key]["errors"] or reads[key]["requests"] == 0:
                     failures.append(f"{kind}: page {key} failed at {reads['messages']} messages")
         # wrk stops counting at the deadline with requests in flight: allow those, no fewer rows.
-        in_flight = (16 + sum(cfg["concurrency"]) * cfg["repeat"])
+        in_flight = 16 + sum(cfg["concurrency"]) * cfg["repeat"]
         stored, answered = sends["messages_stored"], sends["sends_answered_201"]
         if not answered <= stored <= answered + in_flight:
             failures.append(f"{kind}: {answered} sends answered 201 but {stored} rows stored")

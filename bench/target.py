@@ -174,7 +174,9 @@ class PostgresTarget(Target):
                 f"CREATE TEMP TABLE bench_update ON COMMIT DROP AS "
                 f"SELECT {cols} FROM {table} WITH NO DATA"
             )
-            await self.c.copy_records_to_table("bench_update", records=rows, columns=["id", *columns])
+            await self.c.copy_records_to_table(
+                "bench_update", records=rows, columns=["id", *columns]
+            )
             await self.c.execute(
                 f"UPDATE {table} t SET {sets} FROM bench_update u WHERE t.id = u.id"
             )

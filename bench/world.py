@@ -20,11 +20,53 @@ from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=300)
-WORDS = (
-    "hello thanks see you tomorrow meeting photo great idea the a of and to in for on with "
-    "community event weekend project question answer sure maybe later coffee sounds good "
-    "really nice work shared link what about when where why how let me know cheers"
-).split()
+WORDS = [
+    "hello",
+    "thanks",
+    "see",
+    "you",
+    "tomorrow",
+    "meeting",
+    "photo",
+    "great",
+    "idea",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "for",
+    "on",
+    "with",
+    "community",
+    "event",
+    "weekend",
+    "project",
+    "question",
+    "answer",
+    "sure",
+    "maybe",
+    "later",
+    "coffee",
+    "sounds",
+    "good",
+    "really",
+    "nice",
+    "work",
+    "shared",
+    "link",
+    "what",
+    "about",
+    "when",
+    "where",
+    "why",
+    "how",
+    "let",
+    "me",
+    "know",
+    "cheers",
+]
 
 
 @dataclass(frozen=True)
@@ -185,7 +227,9 @@ class State:
             (w.thread_high[t], self.last_by_high[t], self.last_by_low[t]),
         ):
             read = self.last[t] if (t * 31 + user) % 3 else own
-            rows.append((t + 1, user, self.last[t], incoming, read, 0, self.first[t], self.count[t]))
+            rows.append(
+                (t + 1, user, self.last[t], incoming, read, 0, self.first[t], self.count[t])
+            )
         return rows
 
 
