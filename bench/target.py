@@ -71,11 +71,13 @@ class Target:
     async def copy(self, table: str, columns: Sequence[str], rows: Iterable[Row]) -> None:
         raise NotImplementedError
 
-    async def upsert(self, table: str, columns: Sequence[str], key: int, rows: list[Row]) -> None:
+    async def upsert(
+        self, table: str, columns: Sequence[str], key: int, rows: Sequence[Row]
+    ) -> None:
         """Insert rows or replace the existing ones with the same first `key` columns."""
         raise NotImplementedError
 
-    async def update_by_id(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
+    async def update_by_id(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         """rows are (id, *values): set `columns` of each row with that id."""
         raise NotImplementedError
 
@@ -149,7 +151,9 @@ class PostgresTarget(Target):
         await self.connect()
         await self.c.copy_records_to_table(table, records=rows, columns=list(columns))
 
-    async def upsert(self, table: str, columns: Sequence[str], key: int, rows: list[Row]) -> None:
+    async def upsert(
+        self, table: str, columns: Sequence[str], key: int, rows: Sequence[Row]
+    ) -> None:
         await self.connect()
         cols = ", ".join(columns)
         keys = ", ".join(columns[:key])
@@ -165,7 +169,7 @@ class PostgresTarget(Target):
                 f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
             )
 
-    async def update_by_id(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
+    async def update_by_id(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         await self.connect()
         cols = ", ".join(["id", *columns])
         sets = ", ".join(f"{c} = u.{c}" for c in columns)
@@ -254,7 +258,9 @@ class SqliteTarget(Target):
         )
         self.c.execute("COMMIT")
 
-    async def upsert(self, table: str, columns: Sequence[str], key: int, rows: list[Row]) -> None:
+    async def upsert(
+        self, table: str, columns: Sequence[str], key: int, rows: Sequence[Row]
+    ) -> None:
         marks = ", ".join("?" for _ in columns)
         self.c.execute("BEGIN")
         self.c.executemany(
@@ -263,7 +269,7 @@ class SqliteTarget(Target):
         )
         self.c.execute("COMMIT")
 
-    async def update_by_id(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
+    async def update_by_id(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         sets = ", ".join(f"{c} = ?" for c in columns)
         self.c.execute("BEGIN")
         self.c.executemany(
