@@ -49,7 +49,8 @@ LIBRARIES = [
     ("asyncio / uvloop", "uvloop"),
 ]
 
-# (label, function name in a frame): the innermost match names the step of the request.
+# (label, function in a frame), innermost first: the first that matches names the step of the
+# request that was under way. A name matches a frame's function or, for a class, its methods.
 STEPS = [
     ("auth: decode JWT", "decode_jwt"),
     ("auth: principal query", "principal_by_user_id"),
@@ -60,12 +61,19 @@ STEPS = [
     ("send: UPSERT thread_members", "advance_members"),
     ("send: UPDATE users + INSERT events", "append_events"),
     ("send: load users for the answer", "get_users"),
-    ("send: idempotency", "send_message_once"),
     ("send: shape the answer", "message_out"),
-    ("body: parse JSON/form", "read_body"),
-    ("commit", "commit_then_respond"),
-    ("response: serialise (pydantic + json)", "serialize_response"),
+    ("send: rest of the service", "send_message"),
+    ("body: parse JSON", "read_body"),
+    ("auth: rest", "current_user"),
+    ("commit", "UnitOfWork.commit"),
+    ("sync dependencies sent to the threadpool", "run_in_threadpool"),
+    ("threadpool worker threads", "WorkerThread"),
+    ("response: serialise", "serialize_response"),
     ("FastAPI dependency resolution", "solve_dependencies"),
+    ("access log", "Logger"),
+    ("route wrapper (rollback, close)", "CommittingRoute"),
+    ("HTTP parsing (httptools)", "HttpToolsProtocol"),
+    ("ASGI middleware and response writing", "RequestResponseCycle"),
 ]
 
 
@@ -77,9 +85,10 @@ def _function(frame: str) -> str:
     return frame.split(" (", 1)[0]
 
 
-def summarise(collapsed: list[str]) -> tuple[Counter[str], Counter[str], int]:
+def summarise(collapsed: list[str]) -> tuple[Counter[str], Counter[str], Counter[str], int]:
     libraries: Counter[str] = Counter()
     steps: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
     total = 0
     for line in collapsed:
         stack, _, count_text = line.rstrip().rpartition(" ")
@@ -95,22 +104,24 @@ def summarise(collapsed: list[str]) -> tuple[Counter[str], Counter[str], int]:
             "other (interpreter, C)",
         )
         libraries[leaf] += count
+        leaves[frames[-1]] += count
         names = [_function(f) for f in frames]
-        step = "other"
-        for label, function in STEPS:
-            if function in names:
-                step = label  # STEPS lists inner steps first, so the first match is innermost
-                break
+        step = next(
+            (label for label, fn in STEPS if any(n == fn or n.startswith(fn + ".") for n in names)),
+            "event loop and other",
+        )
         steps[step] += count
-    return libraries, steps, total
+    return libraries, steps, leaves, total
 
 
-def report(libraries: Counter[str], steps: Counter[str], total: int) -> str:
+def report(libraries: Counter[str], steps: Counter[str], leaves: Counter[str], total: int) -> str:
     lines = [f"{total} samples (non-idle) over the workers", "",
              "| library (self time) | share |", "|---|---:|"]  # fmt: skip
     lines += [f"| {k} | {v / total:.1%} |" for k, v in libraries.most_common()]
     lines += ["", "| step of the request (inclusive) | share |", "|---|---:|"]
     lines += [f"| {k} | {v / total:.1%} |" for k, v in steps.most_common()]
+    lines += ["", "| hottest frames (self time) | share |", "|---|---:|"]
+    lines += [f"| `{k}` | {v / total:.1%} |" for k, v in leaves.most_common(20)]
     return "\n".join(lines) + "\n"
 
 
