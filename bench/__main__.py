@@ -44,6 +44,12 @@ def parser() -> argparse.ArgumentParser:
     profile.add_argument("--seconds", type=int, default=20)
     profile.add_argument("--connections", type=int, default=16)
     profile.add_argument("--output", type=Path)
+
+    cpu = commands.add_parser("cpu", help="server CPU per request, in process (noise-proof)")
+    cpu.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
+    cpu.add_argument("--messages", type=int, default=20_000)
+    cpu.add_argument("--requests", type=int, default=500)
+    cpu.add_argument("--output", type=Path, help="write the pyinstrument tree here")
     return top
 
 
@@ -65,6 +71,10 @@ def config_from(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "cpu":
+        from bench import cpu
+
+        return cpu.main(args)
     if args.command == "profile":
         from bench import profile
 

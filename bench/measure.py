@@ -70,12 +70,13 @@ class CpuMeter:
         self.server = server
 
     @staticmethod
-    def _postgres_seconds() -> float:
-        total = 0.0
+    def _postgres_seconds() -> dict[int, float]:
+        seconds = {}
         for p in psutil.process_iter(["name", "cpu_times"]):
-            if p.info["name"] == "postgres" and p.info["cpu_times"] is not None:
-                total += p.info["cpu_times"].user + p.info["cpu_times"].system
-        return total
+            times = p.info["cpu_times"]
+            if p.info["name"] == "postgres" and times is not None:
+                seconds[p.pid] = times.user + times.system
+        return seconds
 
     def __enter__(self) -> CpuMeter:
         self.started = time.perf_counter()
@@ -88,9 +89,12 @@ class CpuMeter:
         wall = time.perf_counter() - self.started
         machine = psutil.cpu_times()
         busy = sum(machine) - machine.idle - (sum(self.machine) - self.machine.idle)
+        # Backends that exited during the span took their CPU time with them: count the ones
+        # still there (new ones in full), so the figure is a lower bound, never negative.
+        pg = sum(t - self.pg_cpu.get(pid, 0.0) for pid, t in self._postgres_seconds().items())
         self.figures = {
             "server_cpu_cores": round((self.server.cpu_seconds() - self.server_cpu) / wall, 2),
-            "postgres_cpu_cores": round((self._postgres_seconds() - self.pg_cpu) / wall, 2),
+            "postgres_cpu_cores": round(max(pg, 0.0) / wall, 2),
             "machine_busy_cores": round(busy / wall, 2),
         }
 

@@ -120,13 +120,23 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def _speed(machine: dict[str, Any]) -> str:
+    loop = machine.get("python_loop_10M")
+    if not loop:
+        return ""
+    return (
+        f", a 10M-step Python loop took {loop['loop_cpu_s']} s CPU / {loop['loop_wall_s']} s wall"
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     cfg, machine = results["config"], results["machine"]
     lines = [
         f"# Dovecote benchmark, {results['started_at']}",
         "",
         f"{machine['cpus']} CPUs, {machine['memory_gb']} GB, load average at start "
-        f"{machine['load_average_at_start']}; {cfg['workers']} server workers; medians of "
+        f"{machine['load_average_at_start']}{_speed(machine)}; {cfg['workers']} server workers; "
+        "medians of "
         f"{cfg['repeat']} run(s) of {cfg['send_seconds']} s (sends) / {cfg['read_seconds']} s "
         f"(pages){QUICK_NOTE if cfg['quick'] else ''}.",
     ]  # fmt: skip
