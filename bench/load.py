@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 MARK = "BENCHJSON "
 
@@ -42,6 +43,7 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     loadgen_cpu_cores: float  # CPU seconds used by the load generator per wall second
+    error_kinds: dict[str, int] | None = None  # wrk: connect/read/write/status (>= 400)/timeout
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -83,9 +85,11 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'BENCHJSON {"requests":%d,"duration_us":%d,"errors":%d,'
+    .. '"error_kinds":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
     .. '"p50":%d,"p95":%d,"p99":%d,"max":%d}\\n',
     summary.requests, summary.duration,
     e.connect + e.read + e.write + e.status + e.timeout,
+    e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
 end
 """
@@ -117,7 +121,7 @@ def _run_child(command: list[str]) -> tuple[str, float, float]:
     return text, wall, usage.ru_utime + usage.ru_stime
 
 
-def _parse(text: str) -> list[dict[str, float]]:
+def _parse(text: str) -> list[dict[str, Any]]:
     found = [json.loads(line[len(MARK) :]) for line in text.splitlines() if line.startswith(MARK)]
     if not found:
         raise RuntimeError(f"no result from the load generator:\n{text[-2000:]}")
@@ -151,6 +155,7 @@ def run_wrk(
         p99_ms=data["p99"] / 1000,
         max_ms=data["max"] / 1000,
         loadgen_cpu_cores=round(cpu / wall, 3),
+        error_kinds=data.get("error_kinds"),
     )
 
 

@@ -60,6 +60,9 @@ def _median_result(results: list[LoadResult]) -> dict[str, Any]:
     merged["requests"] = sum(r.requests for r in results)
     merged["errors"] = sum(r.errors for r in results)
     merged["rates"] = [r.rate for r in results]
+    kinds = [r.error_kinds for r in results if r.error_kinds]
+    if kinds:
+        merged["error_kinds"] = {k: sum(x[k] for x in kinds) for k in kinds[0]}
     return merged
 
 

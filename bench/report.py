@@ -175,7 +175,10 @@ def sanity_failures(results: dict[str, Any]) -> list[str]:
         runs = list(sends["by_concurrency"].values())
         for r in runs:
             if r["errors"]:
-                failures.append(f"{kind}: {r['errors']} failed sends at c={r['connections']}")
+                why = r.get("error_kinds") or {}
+                failures.append(
+                    f"{kind}: {r['errors']} failed sends at c={r['connections']} {why}".rstrip()
+                )
             if r["requests"] == 0:
                 failures.append(f"{kind}: no sends completed at c={r['connections']}")
         for reads in db["reads"]:
