@@ -134,10 +134,14 @@ def _record(pid: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
 async def _seed(kind: str, messages: int) -> tuple[object, World]:
     target = make_target(kind)
     await target.create()
-    await target.migrate()
-    world = World(Config().final.scaled(messages))
-    await seed.grow(target, world, messages)
-    await target.close()
+    try:
+        await target.migrate()
+        world = World(Config().final.scaled(messages))
+        await seed.grow(target, world, messages)
+        await target.close()
+    except BaseException:
+        await target.drop()
+        raise
     return target, world
 
 
