@@ -80,8 +80,8 @@ async def _cost(app: ASGIApp, requests: list[Request], n: int, expect: int) -> f
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     target = make_target(args.db)
-    await target.create()
     try:
+        await target.create()
         await target.migrate()
         world = World(Config().final.scaled(args.messages))
         await seed.grow(target, world, args.messages)

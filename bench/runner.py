@@ -81,10 +81,10 @@ def say(text: str) -> None:
 async def bench_database(cfg: Config, kind: str) -> dict[str, Any]:
     console.rule(f"[bold]{kind}")
     target = make_target(kind)
-    await target.create()
     server: Server | None = None
     result: dict[str, Any] = {"database": kind, "reads": []}
     try:
+        await target.create()
         await target.migrate()
         world = World(cfg.final)
         secret = secrets.token_urlsafe(48)
