@@ -125,8 +125,13 @@ def report(libraries: Counter[str], steps: Counter[str], leaves: Counter[str], t
     return "\n".join(lines) + "\n"
 
 
+def _py_spy() -> str:
+    found = shutil.which("py-spy") or Path(sys.executable).with_name("py-spy")
+    return str(found)
+
+
 def _record(pid: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
-    command = ["py-spy", "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
+    command = [_py_spy(), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
                "--format", "raw", "--output", str(output)]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -146,7 +151,7 @@ async def _seed(kind: str, messages: int) -> tuple[object, World]:
 
 
 def main(args: argparse.Namespace) -> int:
-    if shutil.which("py-spy") is None and not Path(sys.executable).with_name("py-spy").exists():
+    if not Path(_py_spy()).exists():
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
         return 1
     target, world = asyncio.run(_seed(args.db, args.messages))
