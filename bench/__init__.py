@@ -1,0 +1,1 @@
+"""Dovecote's benchmark suite: `python -m bench run` (see BENCHMARKS.md)."""
