@@ -91,9 +91,12 @@ def upload(http: httpx.Client, token: str, total: int) -> tuple[str, str]:
     for index in range(parts):
         data = piece(index, min(CHUNK, total - index * CHUNK))
         md5.update(data)
-        fields = [("partindex", (None, str(index))), ("totalparts", (None, str(parts)))]
+        fields: list[tuple[str, tuple[str | None, str | bytes, str | None]]] = [
+            ("partindex", (None, str(index), None)),
+            ("totalparts", (None, str(parts), None)),
+        ]
         if uuid:
-            fields.append(("uuid", (None, uuid)))
+            fields.append(("uuid", (None, uuid, None)))
         fields.append(("file", ("blob", data, "application/octet-stream")))
         start = index * CHUNK
         headers = {**auth, "Content-Range": f"bytes {start}-{start + len(data) - 1}/{total}"}

@@ -106,11 +106,12 @@ async def test_every_operation_documents_success_and_errors(client: httpx.AsyncC
             where = f"{method.upper()} {path}"
             responses = operation["responses"]
             successes = [code for code in responses if code.startswith("2")]
-            assert len(successes) == 1, where
+            assert successes, where
             success = responses[successes[0]]
-            if successes[0] != "204" and path.startswith("/api/"):
+            binary = path.startswith("/api/v2/pm/files/")  # attachments: bytes, 200 or 206
+            if successes[0] != "204" and path.startswith("/api/") and not binary:
                 assert success.get("content", {}).get("application/json"), where
-            assert "422" not in responses, f"{where}: Dovecote answers 400, never 422"
+            assert "HTTPValidationError" not in str(responses), f"{where}: bad input is a 400"
             if path in ("/healthz",):
                 continue
             errors = [code for code in responses if code[0] in "45"]

@@ -16,6 +16,7 @@ from dovecote.core import handlers, openapi
 from dovecote.core.db import create_database
 from dovecote.core.handlers import error_body
 from dovecote.core.middleware import BodySizeLimit
+from dovecote.core.openapi import errors
 from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
@@ -80,7 +81,7 @@ def _health(app: FastAPI) -> None:
         "/readyz",
         tags=["operations"],
         summary="Readiness: the database answers",
-        responses={503: {"description": "A dependency is down."}},
+        responses=errors(503),
     )
     async def readyz() -> JSONResponse:
         state: AppState = app.state.dovecote

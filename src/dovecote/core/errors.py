@@ -75,6 +75,12 @@ class PayloadTooLarge(DovecoteError):
     default_message = "Request too large."
 
 
+class RangeNotSatisfiable(DovecoteError):
+    status_code = 416
+    code = "range_not_satisfiable"
+    default_message = "The requested range is outside the file."
+
+
 class Unprocessable(DovecoteError):
     status_code = 422
     code = "unprocessable"

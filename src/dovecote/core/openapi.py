@@ -31,6 +31,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such object, or not visible to the caller.",
         409: "Conflict.",
         413: "Request too large.",
+        416: "The requested range is outside the file.",
         422: "The request cannot be processed.",
         429: "Rate limited; see Retry-After.",
         503: "A dependency (the database) is unavailable.",
@@ -48,7 +49,9 @@ def install(app: FastAPI) -> None:
         schema = generate()
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
-                operation.get("responses", {}).pop("422", None)
+                answer = operation.get("responses", {}).get("422", {})
+                if "HTTPValidationError" in str(answer):  # FastAPI's, not one of ours
+                    operation["responses"].pop("422")
         components = schema.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)

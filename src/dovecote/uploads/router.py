@@ -24,7 +24,9 @@ from dovecote.core.errors import (
     NotAuthenticated,
     NotFound,
     PayloadTooLarge,
+    RangeNotSatisfiable,
 )
+from dovecote.core.handlers import render
 from dovecote.core.openapi import errors
 from dovecote.core.requests import field_errors, read_body_dict
 from dovecote.core.routing import Router
@@ -256,8 +258,9 @@ async def _respond(
         return Response(status_code=304, headers=headers)
     wanted = byte_range(request.headers.get("range"), stored.filesize)
     if wanted is False:
-        headers["Content-Range"] = f"bytes */{stored.filesize}"
-        return Response(status_code=416, headers=headers)
+        answer = render(RangeNotSatisfiable("The range is outside the file."))
+        answer.headers["Content-Range"] = f"bytes */{stored.filesize}"
+        return answer
     first, last = wanted if isinstance(wanted, tuple) else (0, stored.filesize - 1)
     status = 206 if isinstance(wanted, tuple) else 200
     headers["Content-Length"] = str(last - first + 1)
@@ -285,8 +288,7 @@ async def _respond(
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
         206: {"description": "A byte range (Range: bytes=...)."},
-        416: {"description": "The range is outside the file."},
-        **errors(400, 401, 404),
+        **errors(400, 401, 404, 416),
     },
     summary="A file's bytes, by signed link (?exp=&sig=) or with a bearer token",
 )
