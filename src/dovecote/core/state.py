@@ -9,6 +9,7 @@ from fastapi import Request
 from dovecote.core.db import Database
 from dovecote.core.settings import Settings
 from dovecote.realtime.broker import Broker
+from dovecote.realtime.hub import Hub
 
 
 @dataclass
@@ -17,6 +18,7 @@ class AppState:
     database: Database
     jwt_secret: bytes
     broker: Broker
+    hub: Hub
 
 
 def app_state(request: Request) -> AppState:
