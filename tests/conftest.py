@@ -143,7 +143,9 @@ class World:
     def database(self) -> Any:
         return self.app.state.dovecote.database
 
-    async def user(self, username: str | None = None, *, role: str | None = None, **extra: Any) -> Member:
+    async def user(
+        self, username: str | None = None, *, role: str | None = None, **extra: Any
+    ) -> Member:
         from dovecote.users import service
 
         self._count += 1
@@ -151,8 +153,11 @@ class World:
         async with self.database.write_sessions() as session:
             user = await service.create_user(session, username=name, role=role, **extra)
             await session.commit()
-        token = security.issue_jwt(SECRET.encode(), user.id, lifetime=clock_timedelta())
-        return Member(user.id, name, token)
+        return Member(user.id, name, await self.token(user.id))
+
+    async def token(self, who: Member | int) -> str:
+        user_id = who.id if isinstance(who, Member) else who
+        return security.issue_jwt(SECRET.encode(), user_id, lifetime=clock_timedelta())
 
     async def follow(self, follower: Member, followed: Member) -> None:
         from dovecote.users import repository

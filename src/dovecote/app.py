@@ -15,6 +15,8 @@ from dovecote.auth.router import router as auth_router
 from dovecote.core import handlers
 from dovecote.core.db import create_database
 from dovecote.core.handlers import error_body
+from dovecote.core.middleware import BodySizeLimit
+from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
 from dovecote.pm.router import router as pm_router
@@ -43,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = Hub(settings.ws_queue_size, db_concurrency=max(1, settings.db_pool_size // 2))
         broker = _broker(settings)
         await broker.start(hub)
-        app.state.dovecote = AppState(settings, database, secret, broker, hub)
+        app.state.dovecote = AppState(
+            settings, database, secret, broker, RateLimiter(settings), hub
+        )
         try:
             yield
         finally:
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     handlers.install(app)
+    app.add_middleware(BodySizeLimit, settings=settings)
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(realtime_router)  # before pm's: /api/v2/pm/events/ is not /{id}/

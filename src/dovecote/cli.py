@@ -22,7 +22,11 @@ from dovecote.core.settings import get_settings
 from dovecote.users import repository as users_repo
 from dovecote.users import service as users_service
 
-app = typer.Typer(help="Dovecote: private messaging for online communities.", no_args_is_help=True)
+app = typer.Typer(
+    help="Dovecote: private messaging for online communities.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 clients_app = typer.Typer(help="Manage OAuth clients.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -35,7 +39,7 @@ T = TypeVar("T")
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Migrate, then run `work` in one committed transaction; domain errors exit with 1."""
     settings = get_settings()
-    migrate.upgrade(settings.effective_database_url)
+    _migrate(settings.effective_database_url)
 
     async def main() -> T:
         database = create_database(settings)
@@ -52,6 +56,11 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     except DovecoteError as exc:
         err.print(f"[red]error:[/red] {_describe(exc)}")
         raise typer.Exit(1) from exc
+
+
+def _migrate(url: str, revision: str = "head") -> None:
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(url, revision)
 
 
 def _describe(exc: DovecoteError) -> str:
@@ -78,7 +87,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    migrate.upgrade(settings.effective_database_url)
+    _migrate(settings.effective_database_url)
     settings.jwt_secret_bytes()  # generated here once, before the workers read it
     uvicorn.run(
         "dovecote.app:create_app",
@@ -96,7 +105,7 @@ def serve(
 @app.command("migrate")
 def migrate_command(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Bring the database schema to REVISION (default: the latest)."""
-    migrate.upgrade(get_settings().effective_database_url, revision)
+    _migrate(get_settings().effective_database_url, revision)
     typer.echo(f"database at {revision}")
 
 

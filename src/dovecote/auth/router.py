@@ -20,6 +20,7 @@ from dovecote.auth.schemas import (
 from dovecote.core.deps import AppSettings, Session, UoW
 from dovecote.core.errors import AuthenticationFailed, OAuthError
 from dovecote.core.openapi import body_of, errors
+from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import read_body
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
@@ -30,6 +31,7 @@ FORM = "application/x-www-form-urlencoded"
 _oauth_errors: dict[int | str, dict[str, Any]] = {
     400: {"model": OAuthErrorOut, "description": "RFC 6749 error."},
     401: {"model": OAuthErrorOut, "description": "Client authentication failed."},
+    **errors(429),
 }
 
 
@@ -60,9 +62,13 @@ def _require(fields: dict[str, str], *names: str) -> None:
     openapi_extra=body_of(TokenRequest, FORM),
     summary="Issue an access token (password or refresh_token grant)",
 )
-async def token(request: Request, session: Session, settings: AppSettings, uow: UoW) -> TokenOut:
+async def token(
+    request: Request, session: Session, settings: AppSettings, uow: UoW, limiter: Limiter
+) -> TokenOut:
     fields = await _oauth_form(request)
     _require(fields, "grant_type", "client_id")
+    who = fields.get("username", "").lower() or None
+    await limiter.check("login", user=who, ip=client_ip(request))
     grant = fields["grant_type"]
     secret = fields.get("client_secret")
     if grant == "password":

@@ -104,7 +104,14 @@ async def _http(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(detail, code), exc.status_code, headers=exc.headers)
 
 
-async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+# SQLite reports programming errors as OperationalError too; only these mean "unavailable".
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly")
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    sqlite_error = isinstance(exc, OperationalError) and "sqlite" in type(exc.orig).__module__
+    if sqlite_error and not any(w in str(exc).lower() for w in _SQLITE_UNAVAILABLE):
+        return await _bug(request, exc)
     log.warning("database unavailable: %s", exc)
     return render(
         ServiceUnavailable(

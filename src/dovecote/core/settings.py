@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./dovecote-data")
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = "dovecote"
     jwt_secret: SecretStr | None = None
     public_url: str | None = None
 
@@ -39,6 +40,16 @@ class Settings(BaseSettings):
 
     ratelimit_enabled: bool = True
     ratelimit_send: str = "5/second;200/minute"
+    ratelimit_send_ip: str = "50/second;2000/minute"
+    ratelimit_upload: str = "20/second;1200/minute"
+    ratelimit_upload_ip: str = "100/second;6000/minute"
+    ratelimit_login: str = "10/minute;100/hour"
+    ratelimit_login_ip: str = "30/minute;500/hour"
+    ratelimit_search: str = "10/second;300/minute"
+    ratelimit_search_ip: str = "50/second;3000/minute"
+
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
 
     oauth_access_token_seconds: int = Field(36_000, ge=60)
     oauth_refresh_token_seconds: int = Field(30 * 24 * 3600, ge=60)

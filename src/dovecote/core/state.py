@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -11,6 +12,9 @@ from dovecote.core.settings import Settings
 from dovecote.realtime.broker import Broker
 from dovecote.realtime.hub import Hub
 
+if TYPE_CHECKING:
+    from dovecote.core.ratelimit import RateLimiter
+
 
 @dataclass
 class AppState:
@@ -18,6 +22,7 @@ class AppState:
     database: Database
     jwt_secret: bytes
     broker: Broker
+    limiter: RateLimiter
     hub: Hub
 
 

@@ -207,12 +207,17 @@ async def append_events(
     for user_id, thread_id in deliveries:
         per_user.setdefault(user_id, []).append(thread_id)
     users = sorted(per_user)
-    bump = case(*((User.id == u, len(per_user[u])) for u in users), else_=0)
-    delta = case(*((User.id == u, d) for u, d in inbox_delta.items() if d), else_=0)
+    values: dict[str, Any] = {
+        "last_event_id": User.last_event_id
+        + case(*((User.id == u, len(per_user[u])) for u in users), else_=0)
+    }
+    changed = [(User.id == u, d) for u, d in inbox_delta.items() if d]
+    if changed:
+        values["inbox_count"] = User.inbox_count + case(*changed, else_=0)
     rows = await session.execute(
         update(User)
         .where(User.id.in_(users))
-        .values(last_event_id=User.last_event_id + bump, inbox_count=User.inbox_count + delta)
+        .values(values)
         .returning(User.id, User.last_event_id)
     )
     stamped: list[tuple[int, int, int]] = []

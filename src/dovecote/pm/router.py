@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 
 from dovecote.auth.dependencies import CurrentUser
 from dovecote.auth.principal import Principal
@@ -12,10 +12,12 @@ from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
 from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.pagination import Paging, absolute_url, offset_page, query_int, query_value
+from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import read_body
 from dovecote.core.routing import Router, unit_of_work
 from dovecote.core.schemas import Page
 from dovecote.core.state import app_state
+from dovecote.idempotency import service as idempotency
 from dovecote.pm import service
 from dovecote.pm.schemas import MessageOut, SendMessageIn, SnippetOut
 from dovecote.users import repository as users_repo
@@ -47,9 +49,28 @@ def _thread_reads_write(request: Request) -> None:
     openapi_extra=body_of(SendMessageIn, "application/json", "application/x-www-form-urlencoded"),
     summary="Send a message",
 )
-async def send(request: Request, ctx: Ctx, user: CurrentUser) -> MessageOut | list[MessageOut]:
+async def send(
+    request: Request,
+    ctx: Ctx,
+    user: CurrentUser,
+    limiter: Limiter,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description="Makes the send exactly-once: a retry with the same key returns the "
+            "first answer (201) and stores nothing new; reusing it for another body is a 422.",
+        ),
+    ] = None,
+) -> MessageOut | list[MessageOut]:
+    await limiter.check("send", user=user.id, ip=client_ip(request))
     body = await read_body(request, SendMessageIn)
-    messages = await service.send_message(ctx, user, body)
+    key = idempotency.checked_key(idempotency_key)
+    if key is not None and body.client_message_id not in (None, key):
+        raise InvalidInput.field(
+            "client_message_id", "mismatch", "client_message_id differs from Idempotency-Key."
+        )
+    messages = await service.send_message_once(ctx, user, body, key or body.client_message_id)
     return messages if ctx.settings.pm_send_response == "list" else messages[0]
 
 
@@ -150,8 +171,10 @@ async def search(
     session: Session,
     user: CurrentUser,
     paging: Paging,
+    limiter: Limiter,
     user_: Annotated[str | None, Query(alias="user", max_length=150)] = None,
 ) -> Page[UserOut]:
+    await limiter.check("search", user=user.id, ip=client_ip(request))
     term = query_value(request, "user")
     if term is None:
         raise InvalidInput.field("user", "required", "Give a search term in `user`.")

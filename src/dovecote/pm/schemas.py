@@ -68,6 +68,13 @@ class SendMessageIn(BaseModel):
         None, max_length=64, description="A finished upload of the sender's."
     )
     group: int | None = Field(None, ge=1, le=MAX_ID, description="Group conversations (3.8).")
+    client_message_id: Annotated[StrictStr | None, BeforeValidator(_optional_text)] = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="Idempotency key (like the Idempotency-Key header): a retried send with "
+        "the same id returns the first answer and stores nothing new.",
+    )
 
 
 class FileOut(BaseModel):

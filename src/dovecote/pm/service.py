@@ -14,6 +14,7 @@ from dovecote.core import clock
 from dovecote.core.db import UnitOfWork
 from dovecote.core.errors import InvalidInput, NotFound, PermissionDenied
 from dovecote.core.settings import Settings
+from dovecote.idempotency import service as idempotency
 from dovecote.pm import repository as repo
 from dovecote.pm.schemas import FileOut, MessageOut, SendMessageIn, SnippetOut
 from dovecote.realtime.broker import LiveEvent
@@ -128,6 +129,24 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     return [message_out(ctx, row, threads[r], users, r) for r in recipients]  # type: ignore[arg-type]
 
 
+async def send_message_once(
+    ctx: Context, sender: Principal, body: SendMessageIn, key: str | None
+) -> list[MessageOut]:
+    """`send_message`, exactly once per idempotency key: a retry replays the first answer."""
+    if key is None:
+        return await send_message(ctx, sender, body)
+    session = ctx.uow.session
+    ttl = timedelta(seconds=ctx.settings.idempotency_ttl_seconds)
+    request_hash = idempotency.fingerprint(body.model_dump(exclude={"client_message_id"}))
+    claim = await idempotency.claim(session, sender.id, key, request_hash, ttl)
+    if claim.replay is not None:
+        return [MessageOut.model_validate(item) for item in claim.replay]
+    messages = await send_message(ctx, sender, body)
+    answer = [m.model_dump(mode="json") for m in messages]
+    await idempotency.record(session, sender.id, key, messages[0].id, answer)
+    return messages
+
+
 @dataclass(frozen=True)
 class _MessageRow:
     """A just-written message, shaped like a repository row."""
@@ -170,8 +189,7 @@ async def inbox(ctx: Context, user: Principal, limit: int, offset: int) -> Inbox
     count = await repo.inbox_count(session, user.id)
     rows = await repo.inbox_page(session, user.id, limit, offset)
     users = await users_repo.get_users(
-        session,
-        {user.id} | {r.user_low_id for r in rows} | {r.user_high_id for r in rows}
+        session, {user.id} | {r.user_low_id for r in rows} | {r.user_high_id for r in rows}
     )
     return InboxPage(count, [_snippet(ctx, row, user.id, users) for row in rows])
 

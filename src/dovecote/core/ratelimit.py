@@ -1,0 +1,83 @@
+"""Rate limits per user and per IP, in the `limits` library's notation (e.g. "5/second;200/minute").
+
+Counters live in Redis when DOVECOTE_REDIS_URL is set (shared by every server process) and in
+process memory otherwise. If Redis is unreachable the limiter fails open and logs: an outage of
+the limiter must not become an outage of messaging.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from dovecote.core.errors import RateLimited
+from dovecote.core.settings import Settings
+from dovecote.core.state import app_state
+
+log = logging.getLogger("dovecote")
+
+CATEGORIES = ("send", "upload", "login", "search")
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.ratelimit_enabled
+        self.storage: Storage = (
+            RedisStorage(
+                settings.redis_url.replace("redis://", "async+redis://", 1),
+                implementation="redispy",
+                key_prefix=f"{settings.redis_prefix}:limits",
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+            )
+            if settings.redis_url
+            else MemoryStorage()
+        )
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.rules: dict[str, list[RateLimitItem]] = {}
+        for category in CATEGORIES:
+            self.rules[f"{category}:user"] = parse_many(getattr(settings, f"ratelimit_{category}"))
+            self.rules[f"{category}:ip"] = parse_many(getattr(settings, f"ratelimit_{category}_ip"))
+
+    async def check(self, category: str, *, user: int | str | None, ip: str | None) -> None:
+        """Count one hit for the user and the IP; RateLimited when either is over its limit."""
+        if not self.enabled:
+            return
+        for scope, identity in (("user", user), ("ip", ip)):
+            if identity is None:
+                continue
+            for item in self.rules[f"{category}:{scope}"]:
+                await self._hit(item, category, scope, str(identity))
+
+    async def _hit(self, item: RateLimitItem, category: str, scope: str, identity: str) -> None:
+        try:
+            allowed = await self.strategy.hit(item, category, scope, identity)
+            if allowed:
+                return
+            stats = await self.strategy.get_window_stats(item, category, scope, identity)
+        except Exception as exc:  # Redis down: fail open, loudly
+            log.warning("rate limiter unavailable, allowing the request: %s", exc)
+            return
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(retry_after)
+
+    async def reset(self) -> None:
+        await self.storage.reset()
+
+
+def limiter(request: Request) -> RateLimiter:
+    return app_state(request).limiter
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+Limiter = Annotated[RateLimiter, Depends(limiter)]
