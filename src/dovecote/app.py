@@ -77,7 +77,7 @@ def _broker(settings: Settings) -> Broker:
     if settings.redis_url:
         from dovecote.realtime.redis_broker import RedisBroker
 
-        return RedisBroker(settings.redis_url)
+        return RedisBroker(settings.redis_url, settings.live_channel)
     return LocalBroker()
 
 

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(256, ge=1)
     ws_recheck_seconds: float = Field(60.0, gt=0)
     ws_replay_page: int = Field(100, ge=1, le=1000)
+    live_channel: str = "dovecote:live"  # the Redis pub/sub channel of live nudges
 
     db_pool_size: int = Field(10, ge=1)
     db_timeout_seconds: float = Field(5.0, gt=0)
