@@ -20,15 +20,23 @@ WAIT = 10.0  # seconds to wait for something that must happen; never a timing as
 @asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
     """Serve `app` (its lifespan already running) with uvicorn on a free port; yield ws://..."""
+    async with running(uvicorn.Server, app) as (url, _server):
+        yield url
+
+
+@asynccontextmanager
+async def running(
+    server_class: type[uvicorn.Server], app: FastAPI
+) -> AsyncIterator[tuple[str, uvicorn.Server]]:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
+    server = server_class(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(WAIT):
         while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
             await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"ws://127.0.0.1:{port}"
+        yield f"ws://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         await task

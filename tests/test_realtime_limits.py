@@ -12,8 +12,17 @@ from fastapi import FastAPI
 
 from dovecote.auth import service as auth_service
 from dovecote.realtime import service
+from dovecote.realtime.serving import GracefulServer
 from tests.conftest import Member, World
-from tests.realtime_helpers import HEARTBEAT, WAIT, closed_with, next_frame, serving, socket
+from tests.realtime_helpers import (
+    HEARTBEAT,
+    WAIT,
+    closed_with,
+    next_frame,
+    running,
+    serving,
+    socket,
+)
 
 
 @pytest.fixture
@@ -72,13 +81,10 @@ async def test_a_consumer_that_cannot_keep_up_is_closed_with_1013(
         await asyncio.Event().wait()
 
     monkeypatch.setattr(service, "frames_after", never_done)
-    async with socket(base, bruno.token) as ws:
-        await ws.send(HEARTBEAT)  # the writer is past its start-up: nudges now queue
-        assert await ws.recv() == HEARTBEAT
-        await send(client, anna, bruno, "first")
+    async with socket(base, bruno.token, since=0) as ws:  # the writer hangs from the start
         await asyncio.wait_for(stuck.wait(), WAIT)
-        for i in range(3):  # the mailbox holds 2
-            await send(client, anna, bruno, f"more {i}")
+        for i in range(3):  # the mailbox holds 2 nudges
+            await send(client, anna, bruno, f"message {i}")
         assert await closed_with(ws) == 1013
 
 
@@ -131,4 +137,15 @@ async def test_shutdown_closes_sockets_with_1001(base: str, app: FastAPI, world:
         await ws.send(HEARTBEAT)
         assert await ws.recv() == HEARTBEAT
         await app.state.dovecote.hub.close()
+        assert await closed_with(ws) == 1001
+
+
+async def test_a_server_shutting_down_says_1001_before_uvicorn_would_say_1012(
+    app: FastAPI, world: World
+) -> None:
+    anna = await world.user("anna")
+    async with running(GracefulServer, app) as (url, server), socket(url, anna.token) as ws:
+        await ws.send(HEARTBEAT)
+        assert await ws.recv() == HEARTBEAT
+        server.should_exit = True  # what SIGTERM does
         assert await closed_with(ws) == 1001

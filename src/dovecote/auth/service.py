@@ -139,9 +139,7 @@ async def revoke_token(
     """Revoke a token; the ids of the tokens revoked (none for an unknown one)."""
     client = await _client(session, client_id, client_secret)
     # RFC 7009: an unknown token is not an error.
-    return await repository.revoke_by_hash(
-        session, security.digest(token), client.pk, clock.now()
-    )
+    return await repository.revoke_by_hash(session, security.digest(token), client.pk, clock.now())
 
 
 async def create_client(

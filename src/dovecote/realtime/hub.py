@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -58,10 +59,19 @@ class LiveConnection:
         self.stopped.set()
 
 
+_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+def running_hubs() -> list[Hub]:
+    """The hubs of this process's running apps (one, outside tests)."""
+    return list(_hubs)
+
+
 class Hub:
     """Routes broker traffic to this process's open sockets (the broker's Listener)."""
 
     def __init__(self, queue_size: int, db_concurrency: int) -> None:
+        _hubs.add(self)
         self._queue_size = queue_size
         # Sockets share the database pool with requests: bound what they may hold at once.
         self.db_gate = asyncio.Semaphore(db_concurrency)

@@ -36,9 +36,7 @@ class RedisBroker:
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
         self._origin = secrets.token_hex(8)
         self.client_name = f"dovecote-live-{self._origin}"
-        self._redis = redis.Redis.from_url(
-            url, socket_keepalive=True, client_name=self.client_name
-        )
+        self._redis = redis.Redis.from_url(url, socket_keepalive=True, client_name=self.client_name)
         self._channel = channel
         self._listener: Listener | None = None
         self._task: asyncio.Task[None] | None = None

@@ -92,17 +92,27 @@ async def serve(websocket: WebSocket, state: AppState, hub: Hub) -> None:
     try:
         async with hub.db_gate:
             principal = await service.authenticate_socket(state.database, state.jwt_secret, token)
+        connection = hub.register(principal, token)  # subscribed before any backlog is read
     except AuthenticationFailed as exc:
         return await refuse(websocket, 401, exc.message, exc.code)
     except (SQLAlchemyError, OSError):
-        log.warning("live socket refused: database unavailable", exc_info=True)
-        return await refuse(websocket, 503, "The database is unavailable.", "database_unavailable")
-    connection = hub.register(principal, token)  # subscribed before any backlog is read
+        return await _unavailable(websocket)
     try:
+        if cursor is None:  # "from now on", where now is before the client hears it is open
+            try:
+                async with hub.db_gate:
+                    cursor = await service.stream_position(state.database, principal.id)
+            except (SQLAlchemyError, OSError):
+                return await _unavailable(websocket)
         await websocket.accept(subprotocol=protocol)
         await LiveSocket(websocket, state, hub, connection).run(cursor)
     finally:
         hub.unregister(connection)
+
+
+async def _unavailable(websocket: WebSocket) -> None:
+    log.warning("live socket refused: database unavailable", exc_info=True)
+    await refuse(websocket, 503, "The database is unavailable.", "database_unavailable")
 
 
 class LiveSocket:
@@ -116,7 +126,7 @@ class LiveSocket:
         self.connection = connection
         self._send_lock = asyncio.Lock()
 
-    async def run(self, cursor: int | None) -> None:
+    async def run(self, cursor: int) -> None:
         reader = asyncio.create_task(self._read())
         tasks = {
             reader,
@@ -168,13 +178,9 @@ class LiveSocket:
             if message.get("text") == HEARTBEAT:
                 await self._send(HEARTBEAT)
 
-    async def _write(self, cursor: int | None) -> None:
+    async def _write(self, cursor: int) -> None:
         mailbox = self.connection.mailbox
-        if cursor is None:
-            async with self.hub.db_gate:
-                last = await service.stream_position(self.state.database, self.connection.user_id)
-        else:
-            last = await self._pump(cursor)
+        last = await self._pump(cursor)
         while True:
             nudged = await mailbox.get()
             while not mailbox.empty():
