@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from dovecote.realtime import service
 from dovecote.realtime.broker import LiveEvent
@@ -189,3 +190,30 @@ async def test_the_rest_twin_rejects_bad_cursors(
 async def test_the_rest_twin_needs_a_token(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v2/pm/events/")
     assert response.status_code == 401
+
+
+async def test_catching_up_costs_the_same_few_queries_for_one_event_or_many(
+    app: FastAPI, client: httpx.AsyncClient, world: World
+) -> None:
+    anna, bruno, carla = await world.user("anna"), await world.user("bruno"), await world.user()
+    await world.mutual(anna, bruno, carla)
+    for i in range(12):
+        await send(client, anna if i % 2 else carla, bruno, f"m{i}")
+    state = app.state.dovecote
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        if args[2].lstrip().upper().startswith("SELECT"):  # not SQLite's BEGIN
+            statements.append(args[2])
+
+    engine = state.database.reader.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        one = await service.frames_after(state.database, state.settings, bruno.id, 11, 100)
+        one_cost, statements[:] = len(statements), []
+        many = await service.frames_after(state.database, state.settings, bruno.id, 0, 100)
+        many_cost = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert (len(one), len(many)) == (1, 12)
+    assert one_cost == many_cost == 4

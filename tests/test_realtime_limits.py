@@ -27,7 +27,7 @@ from tests.realtime_helpers import (
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"ws_idle_timeout_seconds": 1.0, "ws_queue_size": 2, "ws_recheck_seconds": 0.2}
+    return {"ws_queue_size": 2, "ws_recheck_seconds": 0.2}
 
 
 @pytest.fixture
@@ -61,12 +61,6 @@ async def oauth_token(client: httpx.AsyncClient, app: FastAPI, world: World) -> 
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return client_id, token
-
-
-async def test_a_silent_socket_is_closed_as_idle(base: str, world: World) -> None:
-    anna = await world.user("anna")
-    async with socket(base, anna.token) as ws:
-        assert await closed_with(ws) == 4408
 
 
 async def test_a_consumer_that_cannot_keep_up_is_closed_with_1013(

@@ -39,6 +39,7 @@ class LiveConnection:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int | None = None
     close_reason: str = ""
+    sent: int = 0  # the id of the last event sent (kept by the socket's writer)
 
     @property
     def user_id(self) -> int:

@@ -180,6 +180,7 @@ class LiveSocket:
 
     async def _write(self, cursor: int) -> None:
         mailbox = self.connection.mailbox
+        self.connection.sent = cursor
         last = await self._pump(cursor)
         while True:
             nudged = await mailbox.get()
@@ -198,7 +199,7 @@ class LiveSocket:
                 )
             for frame in frames:
                 await self._send(frame.model_dump_json())
-                last = frame.data.event_id
+                last = self.connection.sent = frame.data.event_id
             if len(frames) < page:
                 return last
 
@@ -220,4 +221,5 @@ class LiveSocket:
             if position is None:
                 self.connection.stop(CLOSE_UNAUTHORIZED, "The token is no longer valid.")
                 return
-            self.connection.nudge(position)
+            if position > self.connection.sent:  # nudges were lost: catch up now
+                self.connection.nudge(position)
