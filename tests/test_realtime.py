@@ -204,10 +204,29 @@ async def test_without_since_only_new_events_are_sent(
     assert (data["event_id"], data["notification_obj"]["message"]["id"]) == (2, after)
 
 
-@pytest.mark.parametrize("since", ["-1", "abc"])
+@pytest.mark.parametrize("since", ["-1", "abc", str(2**63)])
 async def test_a_bad_cursor_is_refused(base: str, world: World, since: str) -> None:
     anna = await world.user("anna")
     with pytest.raises(InvalidStatus) as refused:
         async with socket(base, anna.token, path=f"/ws/notify?since={since}&x"):
             pass
     assert refused.value.response.status_code == 400
+
+
+async def test_a_database_outage_refuses_the_handshake_with_503(
+    base: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from dovecote.realtime import service
+
+    anna = await world.user("anna")
+
+    async def down(*_args: object) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError())
+
+    monkeypatch.setattr(service, "authenticate_socket", down)
+    with pytest.raises(InvalidStatus) as refused:
+        async with socket(base, anna.token):
+            pass
+    assert refused.value.response.status_code == 503

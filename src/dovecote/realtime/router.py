@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 
 from dovecote.auth.dependencies import CurrentUser
-from dovecote.core.deps import AppSettings, UoW
+from dovecote.core.deps import MAX_ID, AppSettings, UoW
+from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import errors
 from dovecote.core.pagination import absolute_url, query_int
 from dovecote.core.routing import Router
@@ -48,6 +49,8 @@ async def events(
 ) -> Page[InteractionFrame]:
     del since, limit  # declared for the OpenAPI document; read with the `undefined` rule
     cursor = query_int(request, "since", minimum=0) or 0
+    if cursor > MAX_ID:
+        raise InvalidInput.field("since", "max_value", "`since` is not an event id.")
     size = min(query_int(request, "limit", minimum=1) or DEFAULT_LIMIT, MAX_LIMIT)
     page = await service.events_page(ctx, user, cursor, size)
     next_url = absolute_url(request, since=page.next_since, limit=size) if page.next_since else None

@@ -19,15 +19,17 @@ import logging
 import random
 from contextlib import suppress
 
-from fastapi import WebSocket
+from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from dovecote.core.deps import MAX_ID
 from dovecote.core.errors import AuthenticationFailed
 from dovecote.core.handlers import error_body
 from dovecote.core.state import AppState
 from dovecote.realtime import service
 from dovecote.realtime.hub import (
+    CLOSE_GOING_AWAY,
     CLOSE_IDLE,
     CLOSE_INTERNAL_ERROR,
     CLOSE_TRY_AGAIN_LATER,
@@ -61,7 +63,7 @@ def requested_cursor(websocket: WebSocket) -> int | None:
     if raw is None or raw.strip() in ("", "undefined", "null"):
         return None
     value = int(raw.strip())
-    if value < 0:
+    if not 0 <= value <= MAX_ID:
         raise ValueError(raw)
     return value
 
@@ -162,6 +164,9 @@ class LiveSocket:
                 await self.websocket.send_text(text)
         except TimeoutError:
             self.connection.stop(CLOSE_TRY_AGAIN_LATER, "Too slow: frames are not being read.")
+            raise _Stopped() from None
+        except (OSError, WebSocketDisconnect):  # the client left while we were writing
+            self.connection.stop(CLOSE_GOING_AWAY, "The client went away.")
             raise _Stopped() from None
 
     async def _read(self) -> bool:
