@@ -100,6 +100,7 @@ async def serve(websocket: WebSocket, state: AppState, hub: Hub) -> None:
     except (SQLAlchemyError, OSError):
         return await _unavailable(websocket)
     try:
+        replay = cursor is not None
         if cursor is None:  # "from now on", where now is before the client hears it is open
             try:
                 async with hub.db_gate:
@@ -107,7 +108,7 @@ async def serve(websocket: WebSocket, state: AppState, hub: Hub) -> None:
             except (SQLAlchemyError, OSError):
                 return await _unavailable(websocket)
         await websocket.accept(subprotocol=protocol)
-        await LiveSocket(websocket, state, hub, connection).run(cursor)
+        await LiveSocket(websocket, state, hub, connection).run(cursor, replay)
     finally:
         hub.unregister(connection)
 
@@ -128,11 +129,11 @@ class LiveSocket:
         self.connection = connection
         self._send_lock = asyncio.Lock()
 
-    async def run(self, cursor: int) -> None:
+    async def run(self, cursor: int, replay: bool) -> None:
         reader = asyncio.create_task(self._read())
         tasks = {
             reader,
-            asyncio.create_task(self._write(cursor)),
+            asyncio.create_task(self._write(cursor, replay)),
             asyncio.create_task(self._check()),
             asyncio.create_task(self.connection.stopped.wait()),
         }
@@ -183,10 +184,11 @@ class LiveSocket:
             if message.get("text") == HEARTBEAT:
                 await self._send(HEARTBEAT)
 
-    async def _write(self, cursor: int) -> None:
+    async def _write(self, cursor: int, replay: bool) -> None:
         mailbox = self.connection.mailbox
-        self.connection.sent = cursor
-        last = await self._pump(cursor)
+        self.connection.sent = last = cursor
+        if replay:
+            last = await self._pump(cursor)
         while True:
             nudged = await mailbox.get()
             while not mailbox.empty():
