@@ -216,4 +216,4 @@ async def test_catching_up_costs_the_same_few_queries_for_one_event_or_many(
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert (len(one), len(many)) == (1, 12)
-    assert one_cost == many_cost == 4
+    assert one_cost == many_cost == 3

@@ -1,8 +1,8 @@
 """All SQL of live delivery: a user's events after a cursor, with what a frame shows.
 
-Rendering a page of frames for one user costs four indexed statements whatever its size:
-events joined to their messages and threads, the user's snippets of those threads, the users
-named, and the user's unread thread count.
+Rendering a page of frames for one user costs three indexed statements whatever its size:
+events joined to their messages and threads (with the user's unread thread count), the user's
+snippets of those threads, and the users named.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.models import Event, File, Message, Thread, ThreadMember, User
@@ -26,9 +26,11 @@ async def stream_position(session: AsyncSession, user_id: int) -> int:
 async def events_after(
     session: AsyncSession, user_id: int, after: int, limit: int
 ) -> list[Row[Any]]:
-    """The user's events with id > `after`, oldest first, each with its message and thread."""
+    """The user's events with id > `after`, oldest first, each with its message and thread,
+    and (the same on every row) the user's unread thread count."""
     query = (
         select(
+            _unread_threads(user_id).scalar_subquery().label("unread_threads"),
             Event.id.label("event_id"),
             Event.activity_type,
             Event.thread_id,
@@ -81,9 +83,9 @@ async def snippets(
     return {row.thread_id: row for row in await session.execute(query)}
 
 
-async def unread_thread_count(session: AsyncSession, user_id: int) -> int:
+def _unread_threads(user_id: int) -> Select[tuple[int]]:
     """Threads with a message from someone else that the user has not read."""
-    query = (
+    return (
         select(func.count())
         .select_from(ThreadMember)
         .where(
@@ -92,4 +94,3 @@ async def unread_thread_count(session: AsyncSession, user_id: int) -> int:
             ThreadMember.last_incoming_id > ThreadMember.cleared_before_id,
         )
     )
-    return int(await session.scalar(query) or 0)

@@ -88,7 +88,7 @@ async def render_after(
     for row in (*rows, *snippets.values()):
         named.update((row.sender_id, row.user_low_id, row.user_high_id))
     users = await users_repo.get_users(session, {u for u in named if u is not None})
-    unread = await repo.unread_thread_count(session, user_id)
+    unread = int(rows[0].unread_threads)
     return [_frame(ctx, row, user_id, snippets.get(row.thread_id), users, unread) for row in rows]
 
 
