@@ -75,9 +75,7 @@ async def create_users(settings: Settings, sockets: int, senders: int) -> list[t
     return created
 
 
-def start_server(
-    env: dict[str, str], port: int, ws: str, deflate: bool
-) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str], port: int, ws: str, deflate: bool) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "uvicorn", "dovecote.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
@@ -177,6 +175,11 @@ async def send_all(
     return sent
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def percentiles(values: list[float]) -> str:
     ordered = sorted(values)
     p50 = statistics.median(ordered)
@@ -222,30 +225,47 @@ async def main(args: argparse.Namespace) -> None:
         opening = time.perf_counter() - opened_at
         await asyncio.sleep(3)  # let allocations settle
         rss_after = process.memory_info().rss
+        idle_cpu, idle_started = cpu_seconds(process), time.perf_counter()
+        await asyncio.sleep(10)  # idle sockets: only heartbeats
+        idle_cpu = (cpu_seconds(process) - idle_cpu) / (time.perf_counter() - idle_started)
+        sending_cpu = cpu_seconds(process)
 
         fleet.expected = args.messages
-        sent = await send_all(base, senders, [u for u, _ in holders], args.messages, args.concurrency)
+        sent = await send_all(
+            base, senders, [u for u, _ in holders], args.messages, args.concurrency
+        )
         async with asyncio.timeout(60):
             await fleet.arrived.wait()
 
+        sending_cpu = cpu_seconds(process) - sending_cpu
         from_request = [fleet.arrivals[m] - s for m, (s, _) in sent.items()]
         from_201 = [fleet.arrivals[m] - a for m, (_, a) in sent.items()]
         answers = [a - s for s, a in sent.values()]
         per_socket = (rss_after - rss_before) / len(fleet.sockets)
-        print(f"\nserver: 1 process, {'PostgreSQL' if args.database_url else 'SQLite'}, "
-              f"broker {'Redis' if args.redis_url else 'in-process'}, uvicorn --ws {args.ws}, "
-              f"permessage-deflate {'on' if args.deflate else 'off'}; "
-              f"{os.cpu_count()} cores")
-        print(f"sockets open: {len(fleet.sockets)} (opened in {opening:.1f} s), "
-              f"each beating every 5 s")
-        print(f"server RSS: {rss_before / 2**20:.1f} MiB idle -> {rss_after / 2**20:.1f} MiB "
-              f"with the sockets = {per_socket / 1024:.1f} KiB per idle socket")
+        print(
+            f"\nserver: 1 process, {'PostgreSQL' if args.database_url else 'SQLite'}, "
+            f"broker {'Redis' if args.redis_url else 'in-process'}, uvicorn --ws {args.ws}, "
+            f"permessage-deflate {'on' if args.deflate else 'off'}; "
+            f"{os.cpu_count()} cores"
+        )
+        print(
+            f"sockets open: {len(fleet.sockets)} (opened in {opening:.1f} s), "
+            f"each beating every 5 s"
+        )
+        print(
+            f"server RSS: {rss_before / 2**20:.1f} MiB idle -> {rss_after / 2**20:.1f} MiB "
+            f"with the sockets = {per_socket / 1024:.1f} KiB per idle socket"
+        )
         print(f"{args.messages} sends, concurrency {args.concurrency}:")
         print(f"  send request -> 201      {percentiles(answers)}")
         print(f"  send request -> frame    {percentiles(from_request)}")
         print(f"  201 -> frame             {percentiles(from_201)}")
         overtook = sum(1 for v in from_201 if v < 0)
         print(f"  frames that overtook their 201: {overtook} of {len(from_201)}")
+        print(
+            f"server CPU: {idle_cpu * 100:.1f} % of a core for the idle sockets' heartbeats; "
+            f"{sending_cpu / args.messages * 1000:.2f} ms per send including its two frames"
+        )
     finally:
         await fleet.close()
         server.send_signal(signal.SIGTERM)
