@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.core.db import UnitOfWork
 from dovecote.core.routing import unit_of_work
+from dovecote.core.schemas import MAX_ID
 from dovecote.core.settings import Settings
 from dovecote.core.state import app_state
 
@@ -25,5 +26,5 @@ UoW = Annotated[UnitOfWork, Depends(unit_of_work)]
 Session = Annotated[AsyncSession, Depends(_session)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 
-MAX_ID = 2**63 - 1
+
 ObjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive integer id.")]

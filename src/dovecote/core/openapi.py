@@ -9,13 +9,13 @@ from pydantic import BaseModel
 from dovecote.core.schemas import ErrorOut
 
 
-def body_of(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
+def body_of(model: type[BaseModel], *media_types: str, required: bool = True) -> dict[str, Any]:
     """`openapi_extra` for an endpoint that reads `model` from any of `media_types`."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("$defs", None)
     return {
         "requestBody": {
-            "required": True,
+            "required": required,
             "content": {media: {"schema": schema} for media in media_types},
         }
     }

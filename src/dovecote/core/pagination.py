@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
+from pydantic import Field
 
 from dovecote.core.errors import InvalidInput
-from dovecote.core.schemas import Page
+from dovecote.core.schemas import MAX_ID, Page
 from dovecote.core.state import app_state
 
 T = TypeVar("T")
@@ -17,12 +18,20 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 2**31 - 1
+MAX_QUERY_INT = MAX_ID
+
+# The JS client sends missing values as the literal string "undefined"; they count as absent.
+Absent = Literal["undefined", ""]
+NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_QUERY_INT)]
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_QUERY_INT)]
+OptionalCount = Annotated[NonNegativeInt | Absent | None, Query()]
+OptionalId = Annotated[PositiveInt | Absent | None, Query()]
 
 
 def query_value(request: Request, name: str) -> str | None:
     """A query parameter, with the JS client's literal `undefined` (and blanks) read as absent."""
     value = request.query_params.get(name)
-    if value is None or value.strip() in ("", "undefined", "null"):
+    if value is None or value.strip() in ("", "undefined"):
         return None
     return value.strip()
 
@@ -49,9 +58,10 @@ class PageParams:
 def page_params(
     request: Request,
     limit: Annotated[
-        str | None, Query(description=f"Page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT}.")
+        NonNegativeInt | Absent | None,
+        Query(description=f"Page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT} (clamped)."),
     ] = None,
-    offset: Annotated[str | None, Query(description="Items to skip.")] = None,
+    offset: Annotated[NonNegativeInt | Absent | None, Query(description="Items to skip.")] = None,
 ) -> PageParams:
     del limit, offset  # declared for the OpenAPI document; read with the `undefined` rule
     size = query_int(request, "limit", minimum=0)

@@ -7,7 +7,7 @@ here; errors come out as the contract's field errors, never as a 500 or a 422.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -44,14 +44,21 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
-async def read_body_dict(request: Request) -> dict[str, Any]:
+def _is_list(model: type[BaseModel] | None, name: str) -> bool:
+    field = model.model_fields.get(name) if model else None
+    return field is not None and get_origin(field.annotation) is list
+
+
+async def read_body_dict(request: Request, model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """The body as a dict. Form fields repeat for lists: a list-typed field always gets a list,
+    any other field its single value."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
         data: dict[str, Any] = {}
         for key in form:
             values = [v for v in form.getlist(key) if isinstance(v, str)]
-            data[key] = values[0] if len(values) == 1 else values
+            data[key] = values if len(values) != 1 or _is_list(model, key) else values[0]
         return data
     raw = await request.body()
     if len(raw) > MAX_JSON_BODY:
@@ -72,7 +79,7 @@ async def read_body_dict(request: Request) -> dict[str, Any]:
 
 
 async def read_body(request: Request, model: type[M]) -> M:
-    data = await read_body_dict(request)
+    data = await read_body_dict(request, model)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -215,10 +215,7 @@ async def append_events(
     if changed:
         values["inbox_count"] = User.inbox_count + case(*changed, else_=0)
     rows = await session.execute(
-        update(User)
-        .where(User.id.in_(users))
-        .values(values)
-        .returning(User.id, User.last_event_id)
+        update(User).where(User.id.in_(users)).values(values).returning(User.id, User.last_event_id)
     )
     stamped: list[tuple[int, int, int]] = []
     for row in rows:

@@ -11,7 +11,16 @@ from dovecote.auth.principal import Principal
 from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
 from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import body_of, errors
-from dovecote.core.pagination import Paging, absolute_url, offset_page, query_int, query_value
+from dovecote.core.pagination import (
+    Absent,
+    OptionalId,
+    Paging,
+    PositiveInt,
+    absolute_url,
+    offset_page,
+    query_int,
+    query_value,
+)
 from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import read_body
 from dovecote.core.routing import Router, unit_of_work
@@ -25,7 +34,20 @@ from dovecote.users.schemas import UserOut
 from dovecote.users.service import user_out
 
 router = Router(prefix="/api/v2/pm", tags=["private messages"])
-Q = Annotated[str | None, Query()]
+
+
+_MESSAGE = "#/paths/~1api~1v2~1pm~1{id}~1"
+_SENT_LINKS: dict[str, Any] = {
+    "ReadMessage": {"operationRef": f"{_MESSAGE}/get", "parameters": {"id": "$response.body#/id"}},
+    "DeleteMessage": {
+        "operationRef": f"{_MESSAGE}/delete",
+        "parameters": {"id": "$response.body#/id"},
+    },
+    "ReadThread": {
+        "operationRef": "#/paths/~1api~1v2~1pm~1/get",
+        "parameters": {"thread": "$response.body#/thread_id"},
+    },
+}
 
 
 def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
@@ -45,7 +67,10 @@ def _thread_reads_write(request: Request) -> None:
     "/",
     status_code=201,
     response_model=MessageOut | list[MessageOut],
-    responses=errors(400, 401, 403, 413, 429, 503),
+    responses={
+        201: {"description": "The message as stored.", "links": _SENT_LINKS},
+        **errors(400, 401, 403, 413, 422, 429, 503),
+    },
     openapi_extra=body_of(SendMessageIn, "application/json", "application/x-www-form-urlencoded"),
     summary="Send a message",
 )
@@ -98,10 +123,10 @@ async def inbox_or_thread(
     ctx: Ctx,
     user: CurrentUser,
     paging: Paging,
-    thread: Q = None,
-    user_: Annotated[str | None, Query(alias="user")] = None,
-    before_message: Q = None,
-    from_message: Q = None,
+    thread: OptionalId = None,
+    user_: Annotated[PositiveInt | Absent | None, Query(alias="user")] = None,
+    before_message: OptionalId = None,
+    from_message: OptionalId = None,
 ) -> Page[SnippetOut] | Page[MessageOut]:
     thread_id, other_id = _target(request)
     if thread_id is None and other_id is None:
@@ -148,7 +173,11 @@ async def _thread(
     summary="Delete a thread for the caller (?thread= or ?user=)",
 )
 async def delete_thread(
-    request: Request, ctx: Ctx, user: CurrentUser, thread: Q = None
+    request: Request,
+    ctx: Ctx,
+    user: CurrentUser,
+    thread: OptionalId = None,
+    user_: Annotated[PositiveInt | Absent | None, Query(alias="user")] = None,
 ) -> Response:
     thread_id, other_id = _target(request)
     if thread_id is None and other_id is None:
@@ -172,7 +201,7 @@ async def search(
     user: CurrentUser,
     paging: Paging,
     limiter: Limiter,
-    user_: Annotated[str | None, Query(alias="user", max_length=150)] = None,
+    user_: Annotated[str, Query(alias="user", min_length=1, max_length=150)],
 ) -> Page[UserOut]:
     await limiter.check("search", user=user.id, ip=client_ip(request))
     term = query_value(request, "user")
@@ -192,14 +221,14 @@ async def search(
 
 
 @router.get(
-    "/{id}/", response_model=MessageOut, responses=errors(400, 401, 404), summary="One message"
+    "/{id:int}/", response_model=MessageOut, responses=errors(400, 401, 404), summary="One message"
 )
 async def read_message(id: ObjectId, ctx: Ctx, user: CurrentUser) -> MessageOut:
     return await service.read_message(ctx, user, id)
 
 
 @router.delete(
-    "/{id}/", status_code=204, responses=errors(400, 401, 403, 404), summary="Delete a message"
+    "/{id:int}/", status_code=204, responses=errors(400, 401, 403, 404), summary="Delete a message"
 )
 async def delete_message(id: ObjectId, ctx: Ctx, user: CurrentUser) -> Response:
     await service.delete_message(ctx, user, id)

@@ -5,25 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from dovecote.core.schemas import ID_SCHEMA, MAX_ID, parse_id
 from dovecote.users.schemas import UserOut
-
-MAX_ID = 2**63 - 1
-
-
-def _one_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise PydanticCustomError("invalid", "Each recipient must be a user id (an integer).")
-    if isinstance(value, str):
-        if not value.strip().isdigit():
-            raise PydanticCustomError("invalid", "Each recipient must be a user id (an integer).")
-        value = int(value.strip())
-    number: int = value
-    if not 1 <= number <= MAX_ID:
-        raise PydanticCustomError("invalid", "User ids are positive integers.")
-    return number
 
 
 def _recipients(value: Any) -> list[int]:
@@ -31,7 +17,7 @@ def _recipients(value: Any) -> list[int]:
     items = value if isinstance(value, list) else [value]
     if not items:
         raise PydanticCustomError("empty", "Name at least one recipient.")
-    return list(dict.fromkeys(_one_id(item) for item in items))
+    return list(dict.fromkeys(parse_id(item) for item in items))
 
 
 def _optional_text(value: Any) -> Any:
@@ -45,14 +31,14 @@ def _optional_text(value: Any) -> Any:
 Recipients = Annotated[
     list[int],
     BeforeValidator(_recipients),
-    Field(
-        description="A user id or a list of user ids; duplicates are ignored.",
-        json_schema_extra={
+    WithJsonSchema(
+        {
             "anyOf": [
-                {"type": "integer", "minimum": 1},
-                {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
-            ]
-        },
+                ID_SCHEMA,
+                {"type": "array", "items": ID_SCHEMA, "minItems": 1},
+            ],
+            "description": "A user id or a list of user ids; duplicates are ignored.",
+        }
     ),
 ]
 

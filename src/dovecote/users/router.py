@@ -42,7 +42,7 @@ async def hidden_users_id(session: Session, user: CurrentUser) -> list[int]:
     return await repository.hidden_ids(session, user.id)
 
 
-@router.get("/user/hidden_users/", response_model=Page[UserOut], responses=AUTH)
+@router.get("/user/hidden_users/", response_model=Page[UserOut], responses=errors(400, 401))
 async def hidden_users(
     request: Request, session: Session, user: CurrentUser, paging: Paging
 ) -> Page[UserOut]:
@@ -54,7 +54,7 @@ async def hidden_users(
     "/user/connection/statuses/",
     response_model=ConnectionStatusesOut,
     responses=errors(400, 401),
-    openapi_extra=body_of(ConnectionStatusesIn, *JSON_OR_FORM),
+    openapi_extra=body_of(ConnectionStatusesIn, *JSON_OR_FORM, required=False),
 )
 async def connection_statuses(
     request: Request, session: Session, user: CurrentUser
@@ -64,30 +64,30 @@ async def connection_statuses(
     return ConnectionStatusesOut(connection_statuses=statuses)
 
 
-@router.get("/user/{id}/", response_model=UserDetailOut, responses=AUTH_404)
+@router.get("/user/{id:int}/", response_model=UserDetailOut, responses=AUTH_404)
 async def user_detail(id: ObjectId, session: Session, user: CurrentUser) -> UserDetailOut:
     return await service.user_detail(session, user, id)
 
 
-@router.post("/user/{id}/follow/", status_code=204, responses=AUTH_404)
+@router.post("/user/{id:int}/follow/", status_code=204, responses=AUTH_404)
 async def follow(id: ObjectId, session: Session, user: CurrentUser) -> Response:
     await service.toggle_follow(session, user, id)
     return Response(status_code=204)
 
 
-@router.get("/user/{id}/is_followed/", response_model=IsFollowedOut, responses=AUTH_404)
+@router.get("/user/{id:int}/is_followed/", response_model=IsFollowedOut, responses=AUTH_404)
 async def is_followed(id: ObjectId, session: Session, user: CurrentUser) -> IsFollowedOut:
     await service.access_user(session, id)
     return IsFollowedOut(is_followed=await repository.follows(session, user.id, id))
 
 
-@router.get("/user/{id}/is_follower/", response_model=IsFollowerOut, responses=AUTH_404)
+@router.get("/user/{id:int}/is_follower/", response_model=IsFollowerOut, responses=AUTH_404)
 async def is_follower(id: ObjectId, session: Session, user: CurrentUser) -> IsFollowerOut:
     await service.access_user(session, id)
     return IsFollowerOut(is_follower=await repository.follows(session, id, user.id))
 
 
-@router.get("/user/{id}/followers/", response_model=Page[UserOut], responses=AUTH_404)
+@router.get("/user/{id:int}/followers/", response_model=Page[UserOut], responses=AUTH_404)
 async def followers(
     id: ObjectId, request: Request, session: Session, user: CurrentUser, paging: Paging
 ) -> Page[UserOut]:
@@ -96,7 +96,7 @@ async def followers(
     return offset_page(request, paging, count, [service.user_out(r) for r in rows])
 
 
-@router.get("/user/{id}/followings/", response_model=Page[UserOut], responses=AUTH_404)
+@router.get("/user/{id:int}/followings/", response_model=Page[UserOut], responses=AUTH_404)
 async def followings(
     id: ObjectId, request: Request, session: Session, user: CurrentUser, paging: Paging
 ) -> Page[UserOut]:
@@ -105,19 +105,19 @@ async def followings(
     return offset_page(request, paging, count, [service.user_out(r) for r in rows])
 
 
-@router.post("/user/{id}/hide/", status_code=204, responses=AUTH_404)
+@router.post("/user/{id:int}/hide/", status_code=204, responses=AUTH_404)
 async def hide(id: ObjectId, session: Session, user: CurrentUser) -> Response:
     await service.toggle_hide(session, user, id)
     return Response(status_code=204)
 
 
-@router.get("/user/{id}/is_hidden/", response_model=IsHiddenOut, responses=AUTH_404)
+@router.get("/user/{id:int}/is_hidden/", response_model=IsHiddenOut, responses=AUTH_404)
 async def is_hidden(id: ObjectId, session: Session, user: CurrentUser) -> IsHiddenOut:
     await service.access_user(session, id)
     return IsHiddenOut(is_hidden=await repository.hides(session, user.id, id))
 
 
-@router.get("/user/{id}/is_hidden_by/", response_model=IsHiddenByOut, responses=AUTH_404)
+@router.get("/user/{id:int}/is_hidden_by/", response_model=IsHiddenByOut, responses=AUTH_404)
 async def is_hidden_by(id: ObjectId, session: Session, user: CurrentUser) -> IsHiddenByOut:
     await service.access_user(session, id)
     return IsHiddenByOut(is_hidden_by=await repository.hides(session, id, user.id))

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from dovecote.core.schemas import MAX_ID, IdValue
+
 Role = Literal["admin", "moderator", "editor"]
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
@@ -43,7 +45,7 @@ class SignupIn(BaseModel):
     real_name: str = Field("", max_length=255)
     email: EmailStr | None = None
     password: str | None = Field(None, min_length=8, max_length=1024)
-    ext_id: int | None = Field(None, ge=0, le=2**63 - 1)
+    ext_id: int | None = Field(None, ge=0, le=MAX_ID)
     role: Role | None = None
     avatar: str | None = Field(None, max_length=1024)
 
@@ -65,7 +67,7 @@ class IsHiddenByOut(BaseModel):
 
 
 class ConnectionStatusesIn(BaseModel):
-    users: list[int] = Field(max_length=1000)
+    users: list[IdValue] = Field(default_factory=list, max_length=1000)
 
 
 class ConnectionStatusesOut(BaseModel):
