@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 
 from dovecote.auth.dependencies import CurrentUser
-from dovecote.core.deps import MAX_ID, AppSettings, UoW
-from dovecote.core.errors import InvalidInput
+from dovecote.core.deps import AppSettings, UoW
 from dovecote.core.openapi import errors
-from dovecote.core.pagination import absolute_url, query_int
+from dovecote.core.pagination import Absent, NonNegativeInt, absolute_url, query_int
 from dovecote.core.routing import Router
 from dovecote.core.schemas import Page
 from dovecote.core.state import AppState
@@ -41,17 +40,17 @@ async def events(
     ctx: Annotated[pm_service.Context, Depends(_context)],
     user: CurrentUser,
     since: Annotated[
-        str | None, Query(description="The last event id received; 0 or absent: from the start.")
+        NonNegativeInt | Absent | None,
+        Query(description="The last event id received; 0 or absent: from the start."),
     ] = None,
     limit: Annotated[
-        str | None, Query(description=f"Page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT}.")
+        NonNegativeInt | Absent | None,
+        Query(description=f"Page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT} (clamped)."),
     ] = None,
 ) -> Page[InteractionFrame]:
     del since, limit  # declared for the OpenAPI document; read with the `undefined` rule
     cursor = query_int(request, "since", minimum=0) or 0
-    if cursor > MAX_ID:
-        raise InvalidInput.field("since", "max_value", "`since` is not an event id.")
-    size = min(query_int(request, "limit", minimum=1) or DEFAULT_LIMIT, MAX_LIMIT)
+    size = min(query_int(request, "limit", minimum=0) or DEFAULT_LIMIT, MAX_LIMIT)
     page = await service.events_page(ctx, user, cursor, size)
     next_url = absolute_url(request, since=page.next_since, limit=size) if page.next_since else None
     return Page[InteractionFrame](

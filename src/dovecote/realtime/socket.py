@@ -23,9 +23,9 @@ from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from dovecote.core.deps import MAX_ID
 from dovecote.core.errors import AuthenticationFailed
 from dovecote.core.handlers import error_body
+from dovecote.core.schemas import MAX_ID
 from dovecote.core.state import AppState
 from dovecote.realtime import service
 from dovecote.realtime.hub import (
