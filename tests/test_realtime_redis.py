@@ -67,7 +67,7 @@ class LossyRedis:
     """While `dropping`, the first app's PUBLISHes never reach Redis (a lost message)."""
 
     def __init__(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-        connection = app.state.dovecote.broker._redis
+        connection = app.state.dovecote.broker._publisher
         self._publish = connection.publish
         self.dropping = False
         self.dropped = 0

@@ -36,19 +36,29 @@ class RedisBroker:
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
         self._origin = secrets.token_hex(8)
         self.client_name = f"dovecote-live-{self._origin}"
-        self._redis = redis.Redis.from_url(url, socket_keepalive=True, client_name=self.client_name)
+        # Publishing must not hang on a dead Redis; the subscription must not time out when
+        # the channel is merely quiet: two clients.
+        self._publisher = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, client_name=self.client_name
+        )
+        self._subscriber = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_keepalive=True, client_name=self.client_name
+        )
         self._channel = channel
         self._listener: Listener | None = None
         self._task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
+        self._first_attempt = asyncio.Event()  # subscribed, or failed to
 
     async def start(self, listener: Listener) -> None:
         self._listener = listener
         self._task = asyncio.create_task(self._listen(), name="dovecote-redis-broker")
         try:
             async with asyncio.timeout(START_TIMEOUT_SECONDS):
-                await self.subscribed.wait()
+                await self._first_attempt.wait()
         except TimeoutError:
+            pass
+        if not self.subscribed.is_set():
             log.warning("Redis is not answering; live delivery between processes waits for it")
 
     async def publish(self, events: Sequence[LiveEvent]) -> None:
@@ -57,32 +67,40 @@ class RedisBroker:
         if self._listener is not None:
             self._listener.on_events(events)
         rows = [[e.user_id, e.event_id, e.activity_type, e.thread_id, e.message_id] for e in events]
-        await self._redis.publish(self._channel, orjson.dumps({"o": self._origin, "e": rows}))
+        await self._send({"o": self._origin, "e": rows})
 
     async def kick(self, kick: Kick) -> None:
         if self._listener is not None:
             self._listener.on_kick(kick)
-        body = {"t": list(kick.token_ids), "u": list(kick.user_ids)}
-        await self._redis.publish(self._channel, orjson.dumps({"o": self._origin, "k": body}))
+        await self._send({"o": self._origin, "k": {"t": kick.token_ids, "u": kick.user_ids}})
+
+    async def _send(self, body: dict[str, Any]) -> None:
+        try:
+            await self._publisher.publish(self._channel, orjson.dumps(body))
+        except (redis.RedisError, OSError) as exc:
+            # Other processes' sockets catch up at their next nudge or check.
+            log.warning("live nudge not published (%s)", exc)
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
-        await self._redis.aclose()
+        await self._publisher.aclose()
+        await self._subscriber.aclose()
         self._listener = None
 
     async def _listen(self) -> None:
         backoff = 0.1
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = self._subscriber.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
                 async for message in pubsub.listen():
                     if message["type"] == "subscribe":
                         # From here on nothing published is missed: re-read what may have been.
                         self.subscribed.set()
+                        self._first_attempt.set()
                         backoff = 0.1
                         if self._listener is not None:
                             self._listener.on_resync()
@@ -92,6 +110,7 @@ class RedisBroker:
                 raise
             except Exception as exc:
                 self.subscribed.clear()
+                self._first_attempt.set()
                 log.warning("Redis subscription lost (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
