@@ -264,7 +264,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  frames that overtook their 201: {overtook} of {len(from_201)}")
         print(
             f"server CPU: {idle_cpu * 100:.1f} % of a core for the idle sockets' heartbeats; "
-            f"{sending_cpu / args.messages * 1000:.2f} ms per send including its two frames"
+            f"{sending_cpu / args.messages * 1000:.2f} ms per send including its frame"
         )
     finally:
         await fleet.close()
