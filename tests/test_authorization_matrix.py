@@ -65,6 +65,7 @@ MATRIX: list[Probe] = [
         {"owner": 200, "participant": 200, "stranger": 404},
     ),
     Probe("GET", "/api/v2/pm/search/", lambda s: "/api/v2/pm/search/?user=u", same(200)),
+    Probe("GET", "/api/v2/pm/events/", lambda s: "/api/v2/pm/events/?since=0", same(200)),
     Probe(
         "GET",
         "/api/v2/pm/{id}/",

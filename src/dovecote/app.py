@@ -21,7 +21,10 @@ from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
 from dovecote.pm.router import router as pm_router
-from dovecote.realtime.broker import LocalBroker
+from dovecote.realtime.broker import Broker, LocalBroker
+from dovecote.realtime.hub import Hub
+from dovecote.realtime.router import router as realtime_router
+from dovecote.realtime.router import socket_router as realtime_socket_router
 from dovecote.uploads.access import start_cleanup
 from dovecote.uploads.router import router as uploads_router
 from dovecote.uploads.storage import create_storage
@@ -42,8 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = create_database(settings)
-        broker = LocalBroker()
-        app.state.dovecote = AppState(settings, database, secret, broker, RateLimiter(settings))
+        # Live delivery: one hub of sockets per process, a broker between processes.
+        hub = Hub(settings.ws_queue_size, db_concurrency=max(1, settings.db_pool_size // 2))
+        broker = _broker(settings)
+        await broker.start(hub)
+        app.state.dovecote = AppState(
+            settings, database, secret, broker, RateLimiter(settings), hub
+        )
         app.state.uploads_storage = storage = create_storage(settings)
         cleaner = start_cleanup(database, settings, storage)
         try:
@@ -51,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if cleaner is not None:
                 cleaner.cancel()
+            await hub.close()  # sockets get 1001 before the database goes
             await broker.close()
             await database.dispose()
 
@@ -66,10 +75,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(uploads_router)  # before pm: its /api/v2/pm/{id}/ would shadow ours
+    app.include_router(realtime_router)  # before pm's: /api/v2/pm/events/ is not /{id}/
+    app.include_router(realtime_socket_router)
     app.include_router(pm_router)
     _health(app)
     openapi.install(app)
     return app
+
+
+def _broker(settings: Settings) -> Broker:
+    if settings.redis_url:
+        from dovecote.realtime.redis_broker import RedisBroker
+
+        return RedisBroker(settings.redis_url, settings.live_channel)
+    return LocalBroker()
 
 
 def _health(app: FastAPI) -> None:

@@ -99,11 +99,13 @@ def serve(
     """Apply pending migrations, then serve the API."""
     import uvicorn
 
+    from dovecote.realtime import serving
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     _migrate(settings.effective_database_url)
     _secret()  # generated here once, before the workers read it
-    uvicorn.run(
+    config = uvicorn.Config(
         "dovecote.app:create_app",
         factory=True,
         host=host,
@@ -113,7 +115,10 @@ def serve(
         http="httptools",
         proxy_headers=True,
         log_level="info",
+        # Live frames are small JSON; compression would cost ~40 KiB of zlib state per socket.
+        ws_per_message_deflate=False,
     )
+    serving.run(config)  # live sockets are closed with 1001 before uvicorn's shutdown
 
 
 @app.command("migrate")

@@ -167,11 +167,15 @@ async def revoke_family(session: AsyncSession, family: str, now: datetime) -> No
 
 async def revoke_by_hash(
     session: AsyncSession, token_hash: bytes, client_pk: int, now: datetime
-) -> None:
+) -> list[int]:
+    revoked: list[int] = []
     for column in (OAuthToken.access_hash, OAuthToken.refresh_hash):
-        await session.execute(
+        rows = await session.execute(
             update(OAuthToken)
             .where(column == token_hash, OAuthToken.client_pk == client_pk)
             .where(OAuthToken.revoked_at.is_(None))
             .values(revoked_at=now)
+            .returning(OAuthToken.id)
         )
+        revoked.extend(rows.scalars())
+    return revoked

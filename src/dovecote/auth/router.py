@@ -25,6 +25,7 @@ from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import declared_too_large, read_body, unstorable
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
+from dovecote.realtime.broker import Kick
 
 router = Router(tags=["auth"])
 
@@ -121,15 +122,18 @@ async def token(
     openapi_extra=body_of(RevokeRequest, FORM),
     summary="Revoke an access or refresh token",
 )
-async def revoke_token(request: Request, session: Session) -> Response:
+async def revoke_token(request: Request, uow: UoW) -> Response:
     fields = await _oauth_form(request)
     _require(fields, "client_id", "token")
-    await service.revoke_token(
-        session,
+    revoked = await service.revoke_token(
+        uow.session,
         client_id=fields["client_id"],
         client_secret=fields.get("client_secret"),
         token=fields["token"],
     )
+    if revoked:  # live sockets opened with the token close at once (realtime/)
+        broker = app_state(request).broker
+        uow.after_commit(lambda: broker.kick(Kick(token_ids=tuple(revoked))))
     return Response(status_code=200)
 
 

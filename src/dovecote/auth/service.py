@@ -136,10 +136,11 @@ async def refresh_grant(
 
 async def revoke_token(
     session: AsyncSession, *, client_id: str, client_secret: str | None, token: str
-) -> None:
+) -> list[int]:
+    """Revoke a token; the ids of the tokens revoked (none for an unknown one)."""
     client = await _client(session, client_id, client_secret)
     # RFC 7009: an unknown token is not an error.
-    await repository.revoke_by_hash(session, security.digest(token), client.pk, clock.now())
+    return await repository.revoke_by_hash(session, security.digest(token), client.pk, clock.now())
 
 
 async def create_client(

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     oauth_access_token_seconds: int = Field(36_000, ge=60)
     oauth_refresh_token_seconds: int = Field(30 * 24 * 3600, ge=60)
 
+    # Live delivery (realtime/): see docs/live-delivery.md.
+    ws_idle_timeout_seconds: float = Field(30.0, gt=0)
+    ws_send_timeout_seconds: float = Field(10.0, gt=0)
+    ws_queue_size: int = Field(256, ge=1)
+    ws_recheck_seconds: float = Field(60.0, gt=0)
+    ws_replay_page: int = Field(100, ge=1, le=1000)
+    live_channel: str = "dovecote:live"  # the Redis pub/sub channel of live nudges
+
     db_pool_size: int = Field(10, ge=1)
     db_timeout_seconds: float = Field(5.0, gt=0)
 

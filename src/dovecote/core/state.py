@@ -10,6 +10,7 @@ from fastapi import Request
 from dovecote.core.db import Database
 from dovecote.core.settings import Settings
 from dovecote.realtime.broker import Broker
+from dovecote.realtime.hub import Hub
 
 if TYPE_CHECKING:
     from dovecote.core.ratelimit import RateLimiter
@@ -22,6 +23,7 @@ class AppState:
     jwt_secret: bytes
     broker: Broker
     limiter: RateLimiter
+    hub: Hub
 
 
 def app_state(request: Request) -> AppState:

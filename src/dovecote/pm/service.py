@@ -382,3 +382,13 @@ async def delete_thread_for(
     await repo.clear_thread(session, membership.thread_id, user.id)
     if membership.visible:
         await repo.change_inbox_counts(session, {user.id: -1})
+
+
+# --- live frames (used by realtime/) ---------------------------------------------------------
+
+
+def snippet_out(
+    ctx: Context, row: Row[Any], user_id: int, users: dict[int, Row[Any]]
+) -> SnippetOut:
+    """The inbox snippet of one thread row (columns as in repository.inbox_page)."""
+    return _snippet(ctx, row, user_id, users)

@@ -1,13 +1,16 @@
-"""Live events and the broker that carries them to connected sockets.
+"""Live events and the broker that carries them between server processes.
 
 Events are written to the database in the sending transaction (the truth, with per-user
-gap-free ids) and handed to the broker only after the commit (a nudge). The in-process broker
-serves a single server process; a Redis broker connects several.
+gap-free ids) and handed to the broker only after the commit. What travels through the broker
+is a nudge: "user U has events up to N". Each connection then reads what it has not sent yet
+from the database, so a lost nudge delays a frame but never loses it (see realtime/hub.py).
+
+Two backends: `LocalBroker` (one server process, the default) and `RedisBroker`
+(realtime/redis_broker.py, any number of processes sharing a Redis server).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
@@ -25,45 +28,51 @@ class LiveEvent:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Kick:
+    """Close at once every socket opened with one of these OAuth tokens or by these users."""
+
+    token_ids: tuple[int, ...] = ()
+    user_ids: tuple[int, ...] = ()
+
+
+class Listener(Protocol):
+    """The receiving side of a process: its hub of open sockets."""
+
+    def on_events(self, events: Sequence[LiveEvent]) -> None: ...
+
+    def on_kick(self, kick: Kick) -> None: ...
+
+    def on_resync(self) -> None:
+        """Nudges may have been lost (a broker reconnect): every socket re-reads its cursor."""
+
+
 class Broker(Protocol):
+    async def start(self, listener: Listener) -> None: ...
+
     async def publish(self, events: Sequence[LiveEvent]) -> None: ...
 
-    def subscribe(self, user_id: int) -> asyncio.Queue[LiveEvent]: ...
-
-    def unsubscribe(self, user_id: int, queue: asyncio.Queue[LiveEvent]) -> None: ...
+    async def kick(self, kick: Kick) -> None: ...
 
     async def close(self) -> None: ...
 
 
 class LocalBroker:
-    """Fan-out inside one process. Queues are bounded; a full queue marks a slow consumer."""
+    """Fan-out inside one process: straight to the process's hub."""
 
-    def __init__(self, queue_size: int = 256) -> None:
-        self._queues: dict[int, set[asyncio.Queue[LiveEvent]]] = {}
-        self._queue_size = queue_size
+    def __init__(self) -> None:
+        self._listener: Listener | None = None
+
+    async def start(self, listener: Listener) -> None:
+        self._listener = listener
 
     async def publish(self, events: Sequence[LiveEvent]) -> None:
-        self.deliver(events)
+        if self._listener is not None and events:
+            self._listener.on_events(events)
 
-    def deliver(self, events: Sequence[LiveEvent]) -> None:
-        for event in events:
-            for queue in tuple(self._queues.get(event.user_id, ())):
-                try:
-                    queue.put_nowait(event)
-                except asyncio.QueueFull:
-                    queue.shutdown_slow = True  # type: ignore[attr-defined]
-
-    def subscribe(self, user_id: int) -> asyncio.Queue[LiveEvent]:
-        queue: asyncio.Queue[LiveEvent] = asyncio.Queue(self._queue_size)
-        self._queues.setdefault(user_id, set()).add(queue)
-        return queue
-
-    def unsubscribe(self, user_id: int, queue: asyncio.Queue[LiveEvent]) -> None:
-        queues = self._queues.get(user_id)
-        if queues is not None:
-            queues.discard(queue)
-            if not queues:
-                del self._queues[user_id]
+    async def kick(self, kick: Kick) -> None:
+        if self._listener is not None:
+            self._listener.on_kick(kick)
 
     async def close(self) -> None:
-        self._queues.clear()
+        self._listener = None

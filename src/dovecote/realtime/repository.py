@@ -1,0 +1,96 @@
+"""All SQL of live delivery: a user's events after a cursor, with what a frame shows.
+
+Rendering a page of frames for one user costs three indexed statements whatever its size:
+events joined to their messages and threads (with the user's unread thread count), the user's
+snippets of those threads, and the users named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dovecote.models import Event, File, Message, Thread, ThreadMember, User
+from dovecote.pm.repository import MESSAGE_COLUMNS
+
+
+async def stream_position(session: AsyncSession, user_id: int) -> int:
+    """The id of the user's newest event (0 before the first)."""
+    value = await session.scalar(select(User.last_event_id).where(User.id == user_id))
+    return int(value or 0)
+
+
+async def events_after(
+    session: AsyncSession, user_id: int, after: int, limit: int
+) -> list[Row[Any]]:
+    """The user's events with id > `after`, oldest first, each with its message and thread,
+    and (the same on every row) the user's unread thread count."""
+    query = (
+        select(
+            _unread_threads(user_id).scalar_subquery().label("unread_threads"),
+            Event.id.label("event_id"),
+            Event.activity_type,
+            Event.thread_id,
+            Event.created_at.label("event_at"),
+            Thread.user_low_id,
+            Thread.user_high_id,
+            Thread.group_id,
+            *MESSAGE_COLUMNS,
+        )
+        .select_from(Event)
+        .join(Message, Message.id == Event.message_id)
+        .join(Thread, Thread.id == Event.thread_id)
+        .outerjoin(File, File.id == Message.file_id)
+        .where(Event.user_id == user_id, Event.id > after)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return list(await session.execute(query))
+
+
+async def snippets(
+    session: AsyncSession, user_id: int, thread_ids: Iterable[int]
+) -> dict[int, Row[Any]]:
+    """thread id -> the user's inbox row of that thread, for threads visible to the user.
+
+    Same columns as pm.repository.inbox_page, so pm.service shapes them."""
+    wanted = set(thread_ids)
+    if not wanted:
+        return {}
+    query = (
+        select(
+            ThreadMember.thread_id,
+            ThreadMember.last_incoming_id,
+            ThreadMember.last_read_id,
+            ThreadMember.cleared_before_id,
+            Thread.user_low_id,
+            Thread.user_high_id,
+            Thread.group_id,
+            *MESSAGE_COLUMNS,
+        )
+        .join(Thread, Thread.id == ThreadMember.thread_id)
+        .join(Message, Message.id == ThreadMember.last_message_id)
+        .outerjoin(File, File.id == Message.file_id)
+        .where(
+            ThreadMember.user_id == user_id,
+            ThreadMember.thread_id.in_(wanted),
+            ThreadMember.last_message_id > ThreadMember.cleared_before_id,
+        )
+    )
+    return {row.thread_id: row for row in await session.execute(query)}
+
+
+def _unread_threads(user_id: int) -> Select[tuple[int]]:
+    """Threads with a message from someone else that the user has not read."""
+    return (
+        select(func.count())
+        .select_from(ThreadMember)
+        .where(
+            ThreadMember.user_id == user_id,
+            ThreadMember.last_incoming_id > ThreadMember.last_read_id,
+            ThreadMember.last_incoming_id > ThreadMember.cleared_before_id,
+        )
+    )

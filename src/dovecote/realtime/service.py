@@ -1,0 +1,160 @@
+"""The rules of live delivery: who may listen, and what each user's frames say.
+
+A frame is rendered from the database for the user who receives it: the message as in a
+thread page (the same for both sides of a thread), and the snippet and unread count from the
+receiver's own point of view. The shaping itself is pm.service's, so frames and REST agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row
+
+from dovecote.auth import service as auth_service
+from dovecote.auth.principal import Principal
+from dovecote.core.db import Database, UnitOfWork
+from dovecote.core.errors import AuthenticationFailed
+from dovecote.core.settings import Settings
+from dovecote.pm import repository as pm_repo
+from dovecote.pm import service as pm_service
+from dovecote.realtime import repository as repo
+from dovecote.realtime.broker import LiveEvent
+from dovecote.realtime.schemas import InteractionData, InteractionFrame, NotificationObj
+from dovecote.users import repository as users_repo
+
+
+async def _no_publish(_events: list[LiveEvent]) -> None:
+    return None
+
+
+def shaping_context(
+    uow: UnitOfWork, settings: Settings, file_links: pm_service.FileLinks = pm_service.no_files
+) -> pm_service.Context:
+    """The pm shaping context frames are rendered with."""
+    return pm_service.Context(
+        uow=uow, settings=settings, publish=_no_publish, file_links=file_links
+    )
+
+
+# --- who may listen --------------------------------------------------------------------------
+
+
+async def authenticate_socket(database: Database, secret: bytes, token: str) -> Principal:
+    """The principal of a socket's token; AuthenticationFailed for a bad one."""
+    async with database.read_sessions() as session:
+        return await auth_service.authenticate(session, secret, token)
+
+
+async def recheck(database: Database, secret: bytes, token: str, user_id: int) -> int | None:
+    """The user's stream position if the socket's token still stands for them, else None
+    (revoked or expired token, deleted or deactivated user)."""
+    async with database.read_sessions() as session:
+        try:
+            principal = await auth_service.authenticate(session, secret, token)
+        except AuthenticationFailed:
+            return None
+        if principal.id != user_id:
+            return None
+        return await repo.stream_position(session, user_id)
+
+
+async def stream_position(database: Database, user_id: int) -> int:
+    async with database.read_sessions() as session:
+        return await repo.stream_position(session, user_id)
+
+
+# --- what the frames say ---------------------------------------------------------------------
+
+
+async def frames_after(
+    database: Database,
+    settings: Settings,
+    user_id: int,
+    after: int,
+    limit: int,
+    file_links: pm_service.FileLinks = pm_service.no_files,
+) -> list[InteractionFrame]:
+    """Up to `limit` frames for the user's events after `after`, oldest first."""
+    uow = UnitOfWork(database, write=False)
+    try:
+        context = shaping_context(uow, settings, file_links)
+        return await render_after(context, user_id, after, limit)
+    finally:
+        await uow.rollback()
+        await uow.close()
+
+
+async def render_after(
+    ctx: pm_service.Context, user_id: int, after: int, limit: int
+) -> list[InteractionFrame]:
+    session = ctx.uow.session
+    rows = await repo.events_after(session, user_id, after, limit)
+    if not rows:
+        return []
+    snippets = await repo.snippets(session, user_id, {r.thread_id for r in rows})
+    named = {user_id}
+    for row in (*rows, *snippets.values()):
+        named.update((row.sender_id, row.user_low_id, row.user_high_id))
+    users = await users_repo.get_users(session, {u for u in named if u is not None})
+    unread = int(rows[0].unread_threads)
+    return [_frame(ctx, row, user_id, snippets.get(row.thread_id), users, unread) for row in rows]
+
+
+def _frame(
+    ctx: pm_service.Context,
+    row: Row[Any],
+    user_id: int,
+    snippet: Row[Any] | None,
+    users: dict[int, Row[Any]],
+    unread: int,
+) -> InteractionFrame:
+    receiver = None
+    if row.group_id is None:
+        receiver = row.user_high_id if row.sender_id == row.user_low_id else row.user_low_id
+    message = pm_service.message_out(ctx, row, row.thread_id, users, receiver)
+    if message.status == "deleted":  # gone from every thread: its content goes with it
+        message = message.model_copy(update={"message": "", "file": None})
+    new = row.activity_type == pm_repo.NEW_MESSAGE
+    sid = f"pm-{row.id}"
+    return InteractionFrame(
+        data=InteractionData(
+            event_id=row.event_id,
+            activity_type=row.activity_type,
+            thread_id=row.thread_id,
+            feed_serialization_id=sid,
+            count_interactions=unread,
+            notification_obj=NotificationObj(
+                is_new=new and row.sender_id != user_id,
+                sid=sid,
+                type="private_message" if new else "delete_private_message",
+                active_at=row.event_at,
+                message=message,
+                snippet=pm_service.snippet_out(ctx, snippet, user_id, users) if snippet else None,
+            ),
+        )
+    )
+
+
+# --- polling ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    count: int  # events after the cursor
+    results: list[InteractionFrame]
+    next_since: int | None  # the cursor of the next page, when there is one
+
+
+async def events_page(
+    ctx: pm_service.Context, user: Principal, since: int, limit: int
+) -> EventsPage:
+    position = await repo.stream_position(ctx.uow.session, user.id)
+    frames = await render_after(ctx, user.id, since, limit)
+    last = frames[-1].data.event_id if frames else since
+    return EventsPage(
+        count=max(0, position - since),
+        results=frames,
+        next_since=last if frames and last < position else None,
+    )
