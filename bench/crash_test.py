@@ -60,6 +60,8 @@ class Run:
     until: float  # the senders stop starting new attempts then; pushed back after a restart
     kills: list[datetime] = field(default_factory=list)  # wall clock of each SIGKILL
     seconds: float = 0.0  # how long the senders ran
+    late_retries: list[str] = field(default_factory=list)  # problems of the retries at the end
+    replayed_at_end: int = 0
     outage_seconds: float = 0.0
 
 
@@ -188,7 +190,31 @@ async def drive(server: Server, senders: list[Sender], seconds: float, run_id: s
         *(sender_loop(server.base_url, s, run, run_id) for s in senders),
     )
     run.seconds = time.perf_counter() - started
+    run.late_retries = await retry_first_messages(server, run, run_id)
     return run
+
+
+async def retry_first_messages(server: Server, run: Run, run_id: str) -> list[str]:
+    """Each sender retries its first message, acknowledged before both kills: the key survived
+    the crashes, so the answer is a replay (201, the same id) and nothing new is stored."""
+    problems = []
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=REQUEST_TIMEOUT) as client:
+        for sender in run.senders:
+            text = text_of(sender.index, 1)
+            if text not in sender.acked:
+                continue
+            answer = await client.post(
+                "/api/v2/pm/",
+                json={"recipients": RECIPIENT, "message": text},
+                headers={"Authorization": f"Bearer {sender.token}",
+                         "Idempotency-Key": key_of(run_id, text)},
+            )  # fmt: skip
+            got = answer.json().get("id") if answer.status_code == 201 else answer.text[:200]
+            if got != sender.acked[text]:
+                problems.append(f"late retry of {text}: {answer.status_code} {got}")
+            else:
+                run.replayed_at_end += 1
+    return problems
 
 
 # --- the verdict ------------------------------------------------------------------------------
@@ -207,7 +233,7 @@ async def violations(target: Target, run: Run, run_id: str) -> tuple[dict[str, i
     wrong_id = {t: (mid, ids_by_text[t]) for t, mid in acked.items()
                 if t in ids_by_text and ids_by_text[t] != [mid]}  # fmt: skip
     phantoms = set(ids_by_text) - set(acked) - pending
-    problems = [f"{s.index}: {e}" for s in run.senders for e in s.errors]
+    problems = [f"{s.index}: {e}" for s in run.senders for e in s.errors] + run.late_retries
     found_sets: dict[str, Collection[object]] = {"duplicated": duplicates, "lost": lost,
                                                 "stored under another id": wrong_id,
                                                 "never sent": phantoms}  # fmt: skip
@@ -287,6 +313,7 @@ def report(args: argparse.Namespace, run: Run, figures: dict[str, int]) -> None:
         "acknowledged after a retry": sum(len(s.recovered) for s in run.senders),
         "of them replayed (stored before the kill)": replays,
         "kills": len(run.kills),
+        "first messages resent at the end, replayed": run.replayed_at_end,
         "seconds down (kill to ready)": f"{run.outage_seconds:.1f}",
         "send latency p50 (ms)": f"{percentile(latencies, 50) * 1000:.1f}",
         "send latency p99 (ms)": f"{percentile(latencies, 99) * 1000:.1f}",
