@@ -62,11 +62,15 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited at start:\n{self.log_tail()}")
-            if self._ready() and len(self.worker_pids()) >= self.workers:
+            if self._ready() and len(self.worker_pids()) >= self._expected_workers():
                 return self
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"the server did not become ready in {timeout} s:\n{self.log_tail()}")
+
+    def _expected_workers(self) -> int:
+        """uvicorn serves in the supervisor itself when asked for one worker."""
+        return self.workers if self.workers > 1 else 0
 
     def _ready(self) -> bool:
         try:
