@@ -216,9 +216,11 @@ async def search(
     user_: Annotated[str, Query(alias="user", min_length=1, max_length=150)],
 ) -> Page[UserOut]:
     await limiter.check("search", user=user.id, ip=client_ip(request))
-    term = query_value(request, "user")
+    term = query_value(request, "user")  # blank or `undefined` counts as absent
     if term is None:
         raise InvalidInput.field("user", "required", "Give a search term in `user`.")
+    if "\x00" in term:
+        raise InvalidInput.field("user", "invalid", "`user` may not hold NUL characters.")
     if len(term) > 150:
         raise InvalidInput.field("user", "max_length", "The search term is too long.")
     count, rows = await users_repo.search_users(
