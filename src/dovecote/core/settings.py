@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     oauth_access_token_seconds: int = Field(36_000, ge=60)
     oauth_refresh_token_seconds: int = Field(30 * 24 * 3600, ge=60)
 
-    # Live delivery (realtime/): see docs/live-delivery.md.
+    # Live delivery (realtime/): see the README, "Live delivery".
     ws_idle_timeout_seconds: float = Field(30.0, gt=0)
     ws_send_timeout_seconds: float = Field(10.0, gt=0)
     ws_queue_size: int = Field(256, ge=1)
