@@ -14,15 +14,20 @@ from dovecote.core.settings import Settings
 from dovecote.core.state import app_state
 
 
-def _session(request: Request) -> AsyncSession:
+async def _session(request: Request) -> AsyncSession:
     return unit_of_work(request).session
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return app_state(request).settings
 
 
-UoW = Annotated[UnitOfWork, Depends(unit_of_work)]
+async def _unit_of_work(request: Request) -> UnitOfWork:
+    # async: FastAPI runs plain-def dependencies in a thread pool, a hop per request.
+    return unit_of_work(request)
+
+
+UoW = Annotated[UnitOfWork, Depends(_unit_of_work)]
 Session = Annotated[AsyncSession, Depends(_session)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 

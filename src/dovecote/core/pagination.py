@@ -60,7 +60,7 @@ class PageParams:
     offset: int
 
 
-def page_params(
+async def page_params(
     request: Request,
     limit: Annotated[
         NonNegativeInt | Absent | None,

@@ -72,7 +72,7 @@ class RateLimiter:
         await self.storage.reset()
 
 
-def limiter(request: Request) -> RateLimiter:
+async def limiter(request: Request) -> RateLimiter:
     return app_state(request).limiter
 
 

@@ -52,7 +52,7 @@ _SENT_LINKS: dict[str, Any] = {
 }
 
 
-def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
+async def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
     return service.Context(
         uow=uow,
         settings=settings,
@@ -64,7 +64,7 @@ def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Conte
 Ctx = Annotated[service.Context, Depends(_context)]
 
 
-def _thread_reads_write(request: Request) -> None:
+async def _thread_reads_write(request: Request) -> None:
     """Reading a thread marks it seen: on SQLite that transaction must be a writer's."""
     if query_value(request, "thread") or query_value(request, "user"):
         unit_of_work(request).write = True

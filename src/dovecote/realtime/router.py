@@ -26,7 +26,7 @@ router = Router(tags=["live delivery"])
 socket_router = APIRouter()
 
 
-def _context(request: Request, uow: UoW, settings: AppSettings) -> pm_service.Context:
+async def _context(request: Request, uow: UoW, settings: AppSettings) -> pm_service.Context:
     return service.shaping_context(uow, settings, file_links(request))
 
 

@@ -74,7 +74,7 @@ def file_links(request: Request) -> Callable[[Any], FileOut | None]:
     return linker(request).file_out
 
 
-def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
+async def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
     return service.Context(uow, settings, storage_of(request), linker(request))
 
 
