@@ -18,6 +18,7 @@ def settings_overrides() -> dict[str, Any]:
         "ratelimit_send": "3/minute",
         "ratelimit_search": "2/minute",
         "ratelimit_login": "2/minute",
+        "ratelimit_upload": "3/minute",
         "max_body_bytes": 4096,
     }
 
@@ -128,3 +129,30 @@ async def test_an_unreachable_redis_fails_open(world: World, settings: Any) -> N
     limiter = RateLimiter(broken)
     for _ in range(5):
         await limiter.check("send", user=1, ip="127.0.0.1")
+
+
+async def test_uploads_are_limited(client: httpx.AsyncClient, world: World) -> None:
+    user = await world.user("uploader")
+    codes = []
+    for _ in range(4):
+        answer = await client.post(
+            "/api/v2/pm/upload/", files={"file": ("a.txt", b"hello")}, headers=user.auth
+        )
+        codes.append(answer.status_code)
+    assert codes == [200, 200, 200, 429]
+
+
+async def test_readiness_reports_redis_down(world: World, settings: Any) -> None:
+    from asgi_lifespan import LifespanManager
+
+    from dovecote.app import create_app
+
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    app = create_app(broken)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["errors"][0]["code"] == "redis_unavailable"
+            assert (await http.get("/healthz")).status_code == 200

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as redis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -99,7 +100,7 @@ def _health(app: FastAPI) -> None:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="Readiness: the database answers",
+        summary="Readiness: the database (and Redis, when configured) answers",
         responses=errors(503),
     )
     async def readyz() -> JSONResponse:
@@ -112,4 +113,17 @@ def _health(app: FastAPI) -> None:
             return JSONResponse(
                 error_body("The database is unavailable.", "database_unavailable"), 503
             )
+        if state.settings.redis_url and not await _redis_answers(state.settings.redis_url):
+            return JSONResponse(error_body("Redis is unavailable.", "redis_unavailable"), 503)
         return JSONResponse({"status": "ok"})
+
+
+async def _redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(await client.ping())
+    except Exception as exc:
+        log.warning("readiness check failed: Redis: %s", exc)
+        return False
+    finally:
+        await client.aclose()

@@ -28,6 +28,7 @@ from dovecote.core.errors import (
 )
 from dovecote.core.handlers import render
 from dovecote.core.openapi import errors
+from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import field_errors, read_body_dict
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
@@ -165,7 +166,7 @@ def _incoming(form: FormData) -> service.Incoming:
 @router.post(
     "/upload/",
     response_model=UploadedOut | ThumbnailOut | ChunkOut,
-    responses=errors(400, 401, 409, 413),
+    responses=errors(400, 401, 409, 413, 429),
     openapi_extra={
         "parameters": [
             {
@@ -189,8 +190,9 @@ def _incoming(form: FormData) -> service.Incoming:
     summary="Upload a file, a chunk or a thumbnail; finish a chunked upload with ?done",
 )
 async def upload(
-    request: Request, ctx: Ctx, user: CurrentUser
+    request: Request, ctx: Ctx, user: CurrentUser, limiter: Limiter
 ) -> UploadedOut | ThumbnailOut | ChunkOut:
+    await limiter.check("upload", user=user.id, ip=client_ip(request))
     if "done" in request.query_params:
         with _malformed_is_400():
             data = await read_body_dict(_bounded(request, FINISH_LIMIT))
