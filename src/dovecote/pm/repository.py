@@ -7,12 +7,12 @@ consistent inside the caller's transaction; see models.ThreadMember for the inva
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import Row, Select, and_, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.core.db import dialect_name, upsert
@@ -272,10 +272,9 @@ async def inbox_count(session: AsyncSession, user_id: int) -> int:
     return int(await session.scalar(select(User.inbox_count).where(User.id == user_id)) or 0)
 
 
-async def inbox_page(
-    session: AsyncSession, user_id: int, limit: int, offset: int
-) -> list[Row[Any]]:
-    query = (
+def _visible_snippets(user_id: int) -> Select[Any]:
+    """The user's visible threads, each with its latest visible message: inbox rows."""
+    return (
         select(
             ThreadMember.thread_id,
             ThreadMember.last_incoming_id,
@@ -293,11 +292,30 @@ async def inbox_page(
             ThreadMember.user_id == user_id,
             ThreadMember.last_message_id > ThreadMember.cleared_before_id,
         )
+    )
+
+
+async def inbox_page(
+    session: AsyncSession, user_id: int, limit: int, offset: int
+) -> list[Row[Any]]:
+    query = (
+        _visible_snippets(user_id)
         .order_by(ThreadMember.last_message_id.desc(), ThreadMember.thread_id.desc())
         .limit(limit)
         .offset(offset)
     )
     return list(await session.execute(query))
+
+
+async def snippets_of(
+    session: AsyncSession, user_id: int, thread_ids: Iterable[int]
+) -> dict[int, Row[Any]]:
+    """thread id -> the user's inbox row of that thread, for those of them visible to the user."""
+    wanted = set(thread_ids)
+    if not wanted:
+        return {}
+    query = _visible_snippets(user_id).where(ThreadMember.thread_id.in_(wanted))
+    return {row.thread_id: row for row in await session.execute(query)}
 
 
 async def thread_page(

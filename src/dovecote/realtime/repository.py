@@ -7,7 +7,6 @@ snippets of those threads, and the users named.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Row, Select, func, select
@@ -49,38 +48,6 @@ async def events_after(
         .limit(limit)
     )
     return list(await session.execute(query))
-
-
-async def snippets(
-    session: AsyncSession, user_id: int, thread_ids: Iterable[int]
-) -> dict[int, Row[Any]]:
-    """thread id -> the user's inbox row of that thread, for threads visible to the user.
-
-    Same columns as pm.repository.inbox_page, so pm.service shapes them."""
-    wanted = set(thread_ids)
-    if not wanted:
-        return {}
-    query = (
-        select(
-            ThreadMember.thread_id,
-            ThreadMember.last_incoming_id,
-            ThreadMember.last_read_id,
-            ThreadMember.cleared_before_id,
-            Thread.user_low_id,
-            Thread.user_high_id,
-            Thread.group_id,
-            *MESSAGE_COLUMNS,
-        )
-        .join(Thread, Thread.id == ThreadMember.thread_id)
-        .join(Message, Message.id == ThreadMember.last_message_id)
-        .outerjoin(File, File.id == Message.file_id)
-        .where(
-            ThreadMember.user_id == user_id,
-            ThreadMember.thread_id.in_(wanted),
-            ThreadMember.last_message_id > ThreadMember.cleared_before_id,
-        )
-    )
-    return {row.thread_id: row for row in await session.execute(query)}
 
 
 def _unread_threads(user_id: int) -> Select[tuple[int]]:

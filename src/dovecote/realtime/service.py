@@ -93,7 +93,7 @@ async def render_after(
     rows = await repo.events_after(session, user_id, after, limit)
     if not rows:
         return []
-    snippets = await repo.snippets(session, user_id, {r.thread_id for r in rows})
+    snippets = await pm_repo.snippets_of(session, user_id, {r.thread_id for r in rows})
     named = {user_id}
     for row in (*rows, *snippets.values()):
         named.update((row.sender_id, row.user_low_id, row.user_high_id))
