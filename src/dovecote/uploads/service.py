@@ -112,14 +112,24 @@ def check_md5(expected: str | None, written: Written) -> None:
 # --- whole files -----------------------------------------------------------------------------
 
 
+async def receive_whole(
+    ctx: Context, declared_size: int | None, incoming: Incoming
+) -> tuple[str, str, Written]:
+    """Stream a file that arrives in one request to storage under a new uuid.
+
+    Returns (uuid, storage key, what was written); the caller discards it on error."""
+    check_size(ctx.settings, declared_size, incoming.size)
+    uuid = str(uuids.uuid4())
+    key = final_key(uuid)
+    written = await store_incoming(ctx, key, incoming, ctx.settings.upload_max_file_size)
+    return uuid, key, written
+
+
 async def upload_file(
     ctx: Context, user: Principal, form: WholeFileIn, incoming: Incoming
 ) -> UploadedOut:
     """A file in one request: finished at once."""
-    check_size(ctx.settings, form.totalfilesize, incoming.size)
-    uuid = str(uuids.uuid4())
-    key = final_key(uuid)
-    written = await store_incoming(ctx, key, incoming, ctx.settings.upload_max_file_size)
+    uuid, key, written = await receive_whole(ctx, form.totalfilesize, incoming)
     async with discard_on_error(ctx.storage, key):
         check_md5(form.md5, written)
         await _check_pending(ctx, user)

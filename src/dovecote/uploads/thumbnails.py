@@ -6,7 +6,6 @@ PDF or video) and then sends the message with the thumbnail's uuid.
 
 from __future__ import annotations
 
-import uuid as uuids
 from typing import Any
 
 from sqlalchemy import Row
@@ -21,10 +20,8 @@ from dovecote.uploads.service import (
     Context,
     Incoming,
     check_md5,
-    check_size,
     discard_on_error,
-    final_key,
-    store_incoming,
+    receive_whole,
     unknown_upload,
 )
 
@@ -33,10 +30,7 @@ async def upload_thumbnail(
     ctx: Context, user: Principal, form: ThumbnailIn, incoming: Incoming
 ) -> ThumbnailOut:
     """An image standing for an uploaded file; a new one replaces the previous one."""
-    check_size(ctx.settings, form.totalfilesize, incoming.size)
-    uuid = str(uuids.uuid4())
-    key = final_key(uuid)
-    written = await store_incoming(ctx, key, incoming, ctx.settings.upload_max_file_size)
+    uuid, key, written = await receive_whole(ctx, form.totalfilesize, incoming)
     async with discard_on_error(ctx.storage, key):
         parent = await _thumbnail_parent(ctx, user, form.parentuuid)
         check_md5(form.md5, written)
