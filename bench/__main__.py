@@ -50,6 +50,10 @@ def parser() -> argparse.ArgumentParser:
     cpu.add_argument("--messages", type=int, default=20_000)
     cpu.add_argument("--requests", type=int, default=500)
     cpu.add_argument("--output", type=Path, help="write the pyinstrument tree here")
+    cpu.add_argument(
+        "--profile", choices=["send", "inbox", "thread"], default="send",
+        help="which request to profile with pyinstrument (default send)",
+    )  # fmt: skip
     return top
 
 

@@ -2,9 +2,9 @@
 
 On a shared machine throughput figures swing with the neighbours' load; CPU time per request
 barely does. This calls the ASGI app directly (no HTTP client, no sockets) for N sends, inbox
-pages and thread pages and reports process CPU milliseconds per request, then profiles the sends
-with pyinstrument and prints the call tree (where the time goes). Use it to check that an
-optimisation of the hot path really removed work.
+pages and thread pages and reports process CPU milliseconds per request, then profiles one kind
+of them (`--profile send|inbox|thread`) with pyinstrument and prints the call tree. Use it to
+check that an optimisation of the hot path really removed work.
 """
 
 from __future__ import annotations
@@ -100,9 +100,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "inbox_cpu_ms": await _cost(app, reads["inbox"], args.requests, 200),
                 "thread_cpu_ms": await _cost(app, reads["thread"], args.requests, 200),
             }
+            profiled = {"send": (sends, 201), "inbox": (reads["inbox"], 200),
+                        "thread": (reads["thread"], 200)}[args.profile]  # fmt: skip
             profiler = Profiler(interval=0.0005, async_mode="enabled")
             profiler.start()
-            await _cost(app, sends, args.requests, 201)
+            await _cost(app, profiled[0], args.requests, profiled[1])
             profiler.stop()
         result["profile"] = profiler.output_text(unicode=True, show_all=False)
         return result
