@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 STAFF_ROLES = frozenset({"admin", "moderator", "editor"})
 
@@ -21,3 +22,22 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+@dataclass
+class Caller:
+    """Who a valid token speaks for, before the database has confirmed that user is active."""
+
+    user_id: int
+    _load: Callable[[], Awaitable[Principal]]
+    _principal: Principal | None = field(default=None)
+
+    async def principal(self) -> Principal:
+        """The confirmed principal; AuthenticationFailed when the user is gone or inactive."""
+        if self._principal is None:
+            self._principal = await self._load()
+        return self._principal
+
+    def confirmed(self, principal: Principal) -> None:
+        """Record a principal the endpoint's own statement has confirmed."""
+        self._principal = principal

@@ -22,11 +22,18 @@ async def authenticate(session: AsyncSession, secret: bytes, token: str) -> Prin
             claims = security.decode_jwt(secret, token)
         except security.InvalidToken as exc:
             raise AuthenticationFailed() from exc
-        principal = await repository.principal_by_user_id(session, claims.user_id)
-    else:
-        principal = await repository.principal_by_access_hash(
-            session, security.digest(token), clock.now()
-        )
+        return await authenticate_user_id(session, claims.user_id)
+    principal = await repository.principal_by_access_hash(
+        session, security.digest(token), clock.now()
+    )
+    if principal is None:
+        raise AuthenticationFailed()
+    return principal
+
+
+async def authenticate_user_id(session: AsyncSession, user_id: int) -> Principal:
+    """The principal of a verified JWT's user; AuthenticationFailed when gone or inactive."""
+    principal = await repository.principal_by_user_id(session, user_id)
     if principal is None:
         raise AuthenticationFailed()
     return principal

@@ -7,10 +7,12 @@ transaction tries to upgrade), and a pool of readers. PostgreSQL uses one engine
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -41,6 +43,19 @@ class Database:
     async def dispose(self) -> None:
         for engine in self.engines:
             await engine.dispose()
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[Any]:
+        """PostgreSQL only: the pool's asyncpg connection outside any transaction, for a
+        statement that commits on its own. A lost connection is dropped from the pool and
+        reported as ConnectionError (a 503), like the session's outages."""
+        async with self.writer.connect() as connection:
+            raw = await connection.get_raw_connection()
+            try:
+                yield raw.driver_connection
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+                await connection.invalidate()
+                raise ConnectionError(f"database connection lost: {exc}") from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response
 
-from dovecote.auth.dependencies import CurrentUser
-from dovecote.auth.principal import Principal
+from dovecote.auth.dependencies import CurrentCaller, CurrentUser
+from dovecote.auth.principal import Caller, Principal
 from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
-from dovecote.core.errors import InvalidInput
+from dovecote.core.errors import DovecoteError, InvalidInput
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.pagination import (
     Absent,
@@ -84,7 +84,7 @@ async def _thread_reads_write(request: Request) -> None:
 async def send(
     request: Request,
     ctx: Ctx,
-    user: CurrentUser,
+    caller: CurrentCaller,
     limiter: Limiter,
     idempotency_key: Annotated[
         str | None,
@@ -95,15 +95,30 @@ async def send(
         ),
     ] = None,
 ) -> MessageOut | list[MessageOut]:
-    await limiter.check("send", user=user.id, ip=client_ip(request))
+    try:
+        messages = await _send(request, ctx, caller, limiter, idempotency_key)
+    except DovecoteError:
+        await caller.principal()  # a token whose user is gone hears 401 before anything else
+        raise
+    return messages if ctx.settings.pm_send_response == "list" else messages[0]
+
+
+async def _send(
+    request: Request, ctx: Ctx, caller: Caller, limiter: Limiter, idempotency_key: str | None
+) -> list[MessageOut]:
+    await limiter.check("send", user=caller.user_id, ip=client_ip(request))
     body = await read_body(request, SendMessageIn)
     key = idempotency.checked_key(idempotency_key)
     if key is not None and body.client_message_id not in (None, key):
         raise InvalidInput.field(
             "client_message_id", "mismatch", "client_message_id differs from Idempotency-Key."
         )
-    messages = await service.send_message_once(ctx, user, body, key or body.client_message_id)
-    return messages if ctx.settings.pm_send_response == "list" else messages[0]
+    key = key or body.client_message_id
+    if ctx.uow.dialect == "postgresql" and key is None and not body.file_uuid:
+        sent = await service.send_in_one_statement(ctx, caller, body)
+        if sent is not None:
+            return sent
+    return await service.send_message_once(ctx, await caller.principal(), body, key)
 
 
 def _query_id(request: Request, name: str) -> int | None:

@@ -9,17 +9,19 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from dovecote.auth.principal import Principal
+from dovecote.auth.principal import Caller, Principal
 from dovecote.core import clock
 from dovecote.core.db import UnitOfWork
-from dovecote.core.errors import InvalidInput, NotFound, PermissionDenied
+from dovecote.core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 from dovecote.core.settings import Settings
 from dovecote.idempotency import service as idempotency
+from dovecote.pm import one_statement
 from dovecote.pm import repository as repo
 from dovecote.pm.schemas import FileOut, MessageOut, SendMessageIn, SnippetOut
 from dovecote.realtime.broker import LiveEvent
 from dovecote.uploads import access as uploads
 from dovecote.users import repository as users_repo
+from dovecote.users.schemas import UserOut
 from dovecote.users.service import message_refusal, user_out
 
 FileLinks = Callable[[Row[Any]], FileOut | None]
@@ -61,6 +63,27 @@ def message_out(
         file=ctx.file_links(row) if row.file_id is not None else None,
         thread_id=thread_id,
         receiver=user_out(receiver) if receiver else None,
+    )
+
+
+def message_out_with(
+    ctx: Context,
+    row: Any,
+    thread_id: int,
+    sender: dict[str, Any] | None,
+    receiver: dict[str, Any] | None,
+) -> MessageOut:
+    """A message as `message_out` shapes it, its users given as column mappings."""
+    return MessageOut(
+        id=row.id,
+        sender_id=row.sender_id,
+        sender=UserOut.model_validate(sender) if sender else None,
+        message=_text(row, ctx.settings),
+        created_at=row.created_at,
+        status=row.status,
+        file=None,
+        thread_id=thread_id,
+        receiver=UserOut.model_validate(receiver) if receiver else None,
     )
 
 
@@ -132,6 +155,38 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     users = await users_repo.get_users(session, [sender.id, *recipients])
     row = _MessageRow(message_id, sender.id, text, "created", now, file_id, attachment)
     return [message_out(ctx, row, threads[r], users, r) for r in recipients]  # type: ignore[arg-type]
+
+
+async def send_in_one_statement(
+    ctx: Context, caller: Caller, body: SendMessageIn
+) -> list[MessageOut] | None:
+    """PostgreSQL: a plain text send (no file, no idempotency key) as one self-committing
+    statement that also confirms the caller (pm.one_statement). None when the thread does not
+    exist yet: the general path creates it."""
+    recipients, text = _validate(ctx.settings, body)
+    now = clock.now()
+    outcome = await one_statement.send(
+        ctx.uow.database, caller.user_id, recipients, text, now, repo.NEW_MESSAGE
+    )
+    if not outcome.sender_ok:
+        raise AuthenticationFailed()
+    sender = Principal(caller.user_id, str(outcome.sender_username), outcome.sender_role)
+    caller.confirmed(sender)
+    if outcome.message_id is None:
+        for row in outcome.rows:
+            refusal = message_refusal(sender, row["recipient_id"], outcome.fact(row))
+            if refusal is not None:
+                raise refusal
+        return None
+    message_id = outcome.message_id
+    stamped = [(caller.user_id, r["sender_event_id"], r["thread_id"]) for r in outcome.rows]
+    stamped += [(r["recipient_id"], r["recipient_event_id"], r["thread_id"]) for r in outcome.rows]
+    _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
+    row = _MessageRow(message_id, caller.user_id, text, "created", now, None)
+    return [
+        message_out_with(ctx, row, r["thread_id"], outcome.user(r, "s_"), outcome.user(r, "r_"))
+        for r in outcome.rows
+    ]
 
 
 async def send_message_once(

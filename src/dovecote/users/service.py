@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
@@ -78,8 +78,19 @@ class MessageRefused(PermissionDenied):
     pass
 
 
+class RecipientFacts(Protocol):
+    """What the rules need to know of a recipient (users.repository.recipient_facts)."""
+
+    @property
+    def active(self) -> bool: ...
+    @property
+    def follows_sender(self) -> bool: ...
+    @property
+    def hid_sender(self) -> bool: ...
+
+
 def message_refusal(
-    sender: Principal, recipient_id: int, fact: Row[Any] | None
+    sender: Principal, recipient_id: int, fact: RecipientFacts | Row[Any] | None
 ) -> DovecoteError | None:
     """Why `sender` may not message this recipient, or None when allowed (SPEC §3.1)."""
     if recipient_id == sender.id:
