@@ -95,4 +95,4 @@ def offset_page(request: Request, params: PageParams, count: int, results: list[
     if params.offset > 0:
         previous = max(params.offset - params.limit, 0)
         previous_url = absolute_url(request, limit=params.limit, offset=previous or None)
-    return Page[T](count=count, next=next_url, previous=previous_url, results=results)
+    return Page(count=count, next=next_url, previous=previous_url, results=results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -70,11 +71,19 @@ def issue_jwt(secret: bytes, user_id: int, *, lifetime: timedelta) -> str:
 
 def decode_jwt(secret: bytes, token: str) -> AccessClaims:
     """Check an access JWT by SPEC §1's rules; raise InvalidToken with a reason otherwise."""
+    return _checked_claims(_signed_claims(secret, token))
+
+
+@functools.lru_cache(maxsize=4096)
+def _signed_claims(secret: bytes, token: str) -> dict[str, object]:
+    """The claims of a token whose signature and algorithm are right. A client sends the same
+    token with every request, so the verified ones are remembered (failures are not); the
+    time-dependent checks run on every use in `_checked_claims`."""
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != JWT_ALGORITHM:
             raise InvalidToken("unsupported algorithm")
-        claims = jwt.decode(
+        claims: dict[str, object] = jwt.decode(
             token,
             secret,
             algorithms=[JWT_ALGORITHM],
@@ -88,7 +97,7 @@ def decode_jwt(secret: bytes, token: str) -> AccessClaims:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
-    return _checked_claims(claims)
+    return claims
 
 
 # NumericDates beyond year 9999 cannot be datetimes; ids beyond BIGINT cannot be users.
