@@ -14,7 +14,7 @@ from sqlalchemy import event
 from tests.conftest import Member, World
 from tests.pm_support import assert_state_consistent, inbox, seed_threads, send, thread
 
-INBOX_STATEMENTS = 4  # the caller, their inbox count, the page, the people on it
+INBOX_STATEMENTS = 1  # the caller, their inbox count, the page and its people: one statement
 THREAD_STATEMENTS = 4  # the caller, their member row, the page, the two people
 
 
@@ -136,9 +136,18 @@ async def test_pages_come_from_bounded_indexed_queries(
     plans = [await _sqlite_plan(world, sql, params) for sql, params in pages]
     for plan in plans:
         assert not any("TEMP B-TREE" in line for line in plan), plan
-        assert not any(line.startswith("SCAN") and "USING" not in line for line in plan), plan
+        # A SCAN may only read a materialised page (`anon_*`: the 20 rows the LIMIT kept).
+        full_scans = [
+            line
+            for line in plan
+            if line.startswith("SCAN") and "USING" not in line and "anon_" not in line
+        ]
+        assert full_scans == [], "\n".join(plan)
     inbox_plan, thread_plan = plans
-    assert "USING INDEX ix_thread_members_user_id_last_message_id_thread_id" in inbox_plan[0]
+    assert any(
+        "thread_members USING INDEX ix_thread_members_user_id_last_message_id_thread_id" in line
+        for line in inbox_plan
+    ), inbox_plan
     assert (
         "thread_messages" in thread_plan[0] and "(thread_id=? AND message_id>?)" in thread_plan[0]
     )

@@ -198,3 +198,23 @@ async def test_the_statement_walks_indexes(world: World) -> None:
         )
     lines = "\n".join(r[0] for r in plan)
     assert "Seq Scan" not in lines, lines
+
+
+@pytest.mark.parametrize("query", ["", "?limit=5", "?limit=abc", "?thread=0", "?group=1"])
+async def test_the_inbox_answers_a_gone_caller_401_whatever_the_query(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    world: World,
+    talking: tuple[Member, Member],
+    query: str,
+) -> None:
+    """The inbox page confirms its caller inside its one statement (as the send does); a
+    token whose user is gone hears 401, never an empty page or a complaint about the query."""
+    anna, _ = talking
+    assert (await client.get(PM + query, headers=anna.auth)).status_code in {200, 400}
+    await world.sql("UPDATE users SET is_active = false WHERE id = :anna", anna=anna.id)
+
+    response = await client.get(PM + query, headers=anna.auth)
+
+    assert response.status_code == 401, response.text
+    assert error_code(response) == "authentication_failed"

@@ -2,9 +2,10 @@
 
 `CurrentUser` looks the token's user up before the endpoint runs: a deleted or deactivated
 user's token is a 401 like any bad token. `CurrentCaller` checks a JWT's signature and claims
-and defers that lookup to the endpoint, for hot paths that confirm the user inside their own
-statement (the PostgreSQL send); the endpoint must call `Caller.principal()` or confirm the
-user itself before it answers anything but a 401.
+and defers that lookup, for hot paths that confirm the user inside their own statement (the
+PostgreSQL send, the inbox page) and save a round trip. The committing route
+(core.routing) still confirms the caller before any answer goes out, errors included, so the
+token of a user who is gone hears 401 and nothing else, exactly as with `CurrentUser`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ async def current_caller(request: Request, uow: UoW, credentials: Credentials) -
     async def load() -> Principal:
         return await service.authenticate_user_id(uow.session, claims.user_id)
 
-    return Caller(claims.user_id, load)
+    caller = Caller(claims.user_id, load)
+    request.state.confirm_caller = caller.principal  # core.routing waits for it
+    return caller
 
 
 async def _unreachable() -> Principal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.auth.principal import Principal
@@ -15,10 +15,11 @@ _PRINCIPAL_COLUMNS = (User.id, User.username, User.role)
 _ACTIVE = (User.is_active.is_(True), User.deleted.is_(False))
 
 
+_PRINCIPAL = select(*_PRINCIPAL_COLUMNS).where(User.id == bindparam("user_id"), *_ACTIVE)
+
+
 async def principal_by_user_id(session: AsyncSession, user_id: int) -> Principal | None:
-    row = (
-        await session.execute(select(*_PRINCIPAL_COLUMNS).where(User.id == user_id, *_ACTIVE))
-    ).first()
+    row = (await session.execute(_PRINCIPAL, {"user_id": user_id})).first()
     return Principal(row.id, row.username, row.role) if row else None
 
 

@@ -7,17 +7,34 @@ consistent inside the caller's transaction; see models.ThreadMember for the inva
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from dovecote.core.db import dialect_name, upsert
 from dovecote.models import Event, File, Message, Thread, ThreadMember, ThreadMessage, User
 from dovecote.uploads.repository import THUMBNAIL_UUID
+from dovecote.users.repository import PUBLIC_COLUMNS
 
 NEW_MESSAGE = 37
 DELETED_MESSAGE = 105
@@ -92,29 +109,45 @@ _MEMBERSHIP = (
 )
 
 
-async def _membership(session: AsyncSession, where: Any, lock: bool) -> Membership | None:
+@functools.cache
+def _membership(by_pair: bool, lock: bool) -> Select[Any]:
+    """The member-row statement by thread id or by the pair of people, built once."""
+    if by_pair:
+        where = and_(
+            Thread.user_low_id == bindparam("low"),
+            Thread.user_high_id == bindparam("high"),
+            ThreadMember.user_id == bindparam("user_id"),
+        )
+    else:
+        where = and_(
+            ThreadMember.thread_id == bindparam("thread_id"),
+            ThreadMember.user_id == bindparam("user_id"),
+        )
     query = select(*_MEMBERSHIP).join(Thread, Thread.id == ThreadMember.thread_id).where(where)
     if lock:  # SQLite has no FOR UPDATE: its single writer already serialises the transaction
         query = query.with_for_update(of=ThreadMember)
-    row = (await session.execute(query)).first()
+    return query
+
+
+async def _member_row(
+    session: AsyncSession, parameters: dict[str, int], lock: bool
+) -> Membership | None:
+    query = _membership("low" in parameters, lock)
+    row = (await session.execute(query, parameters)).first()
     return Membership(*row) if row else None
 
 
 async def membership(
     session: AsyncSession, user_id: int, thread_id: int, *, lock: bool = False
 ) -> Membership | None:
-    where = and_(ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id)
-    return await _membership(session, where, lock)
+    return await _member_row(session, {"thread_id": thread_id, "user_id": user_id}, lock)
 
 
 async def membership_with(
     session: AsyncSession, user_id: int, other_id: int, *, lock: bool = False
 ) -> Membership | None:
     low, high = pair(user_id, other_id)
-    where = and_(
-        Thread.user_low_id == low, Thread.user_high_id == high, ThreadMember.user_id == user_id
-    )
-    return await _membership(session, where, lock)
+    return await _member_row(session, {"low": low, "high": high, "user_id": user_id}, lock)
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -272,7 +305,7 @@ async def inbox_count(session: AsyncSession, user_id: int) -> int:
     return int(await session.scalar(select(User.inbox_count).where(User.id == user_id)) or 0)
 
 
-def _visible_snippets(user_id: int) -> Select[Any]:
+def _visible_snippets(user_id: int | BindParameter[int]) -> Select[Any]:
     """The user's visible threads, each with its latest visible message: inbox rows."""
     return (
         select(
@@ -307,6 +340,55 @@ async def inbox_page(
     return list(await session.execute(query))
 
 
+PERSON_COLUMNS = tuple(column.key for column in PUBLIC_COLUMNS)
+_low, _high, _me = aliased(User), aliased(User), aliased(User)
+
+
+def _person(alias: Any, prefix: str) -> list[Any]:
+    return [getattr(alias, key).label(prefix + key) for key in PERSON_COLUMNS]
+
+
+def _inbox_page_of_caller() -> Select[Any]:
+    me: BindParameter[int] = bindparam("user_id")
+    page = (
+        _visible_snippets(me)
+        .order_by(ThreadMember.last_message_id.desc(), ThreadMember.thread_id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .subquery()
+    )
+    return (
+        select(
+            _me.inbox_count.label("me_inbox_count"),
+            _me.username.label("me_username"),
+            _me.role.label("me_role"),
+            page,
+            *_person(_low, "low_"),
+            *_person(_high, "high_"),
+        )
+        .select_from(_me)
+        .outerjoin(page, true())
+        .outerjoin(_low, _low.id == page.c.user_low_id)
+        .outerjoin(_high, _high.id == page.c.user_high_id)
+        .where(_me.id == me, _me.is_active.is_(True), _me.deleted.is_(False))
+    )
+
+
+# Built once: constructing a statement of this size costs more CPU than running it.
+_INBOX_PAGE_OF_CALLER = _inbox_page_of_caller()
+
+
+async def inbox_page_of_caller(
+    session: AsyncSession, user_id: int, limit: int, offset: int
+) -> list[Row[Any]]:
+    """One statement for a whole inbox page: the caller (only if still active: no rows
+    otherwise), their inbox count, the page's rows (none: one row with thread_id NULL) and
+    both people of each thread (columns `low_*` and `high_*`). Rows come in no particular
+    order: sorting 20 rows in Python keeps the page's own index order the only sort."""
+    parameters = {"user_id": user_id, "limit": limit, "offset": offset}
+    return list(await session.execute(_INBOX_PAGE_OF_CALLER, parameters))
+
+
 async def snippets_of(
     session: AsyncSession, user_id: int, thread_ids: Iterable[int]
 ) -> dict[int, Row[Any]]:
@@ -316,6 +398,30 @@ async def snippets_of(
         return {}
     query = _visible_snippets(user_id).where(ThreadMember.thread_id.in_(wanted))
     return {row.thread_id: row for row in await session.execute(query)}
+
+
+@functools.cache
+def _thread_page(before: bool, from_: bool) -> Select[Any]:
+    """The page statement for each kind of cursor, built once (with bound parameters)."""
+    conditions = [
+        ThreadMessage.thread_id == bindparam("thread_id"),
+        ThreadMessage.message_id > bindparam("after_id"),
+    ]
+    if before:
+        conditions.append(ThreadMessage.message_id < bindparam("before_id"))
+    if from_:
+        conditions.append(ThreadMessage.message_id >= bindparam("from_id"))
+    order = ThreadMessage.message_id.asc() if from_ else ThreadMessage.message_id.desc()
+    return (
+        select(*MESSAGE_COLUMNS)
+        .select_from(ThreadMessage)
+        .join(Message, Message.id == ThreadMessage.message_id)
+        .outerjoin(File, File.id == Message.file_id)
+        .where(*conditions)
+        .order_by(order)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
 
 
 async def thread_page(
@@ -329,25 +435,13 @@ async def thread_page(
     offset: int,
 ) -> list[Row[Any]]:
     """Messages of a thread with `after_id < id`, newest first (or oldest first from `from_id`)."""
-    conditions = [ThreadMessage.thread_id == thread_id, ThreadMessage.message_id > after_id]
+    parameters = {"thread_id": thread_id, "after_id": after_id, "limit": limit, "offset": offset}
     if before_id is not None:
-        conditions.append(ThreadMessage.message_id < before_id)
+        parameters["before_id"] = before_id
     if from_id is not None:
-        conditions.append(ThreadMessage.message_id >= from_id)
-    order = (
-        ThreadMessage.message_id.asc() if from_id is not None else ThreadMessage.message_id.desc()
-    )
-    query = (
-        select(*MESSAGE_COLUMNS)
-        .select_from(ThreadMessage)
-        .join(Message, Message.id == ThreadMessage.message_id)
-        .outerjoin(File, File.id == Message.file_id)
-        .where(*conditions)
-        .order_by(order)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(await session.execute(query))
+        parameters["from_id"] = from_id
+    query = _thread_page(before_id is not None, from_id is not None)
+    return list(await session.execute(query, parameters))
 
 
 async def has_messages_before(

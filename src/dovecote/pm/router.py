@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Query, Request, Response
 from dovecote.auth.dependencies import CurrentCaller, CurrentUser
 from dovecote.auth.principal import Caller, Principal
 from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
-from dovecote.core.errors import DovecoteError, InvalidInput
+from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.pagination import (
     Absent,
@@ -95,11 +95,7 @@ async def send(
         ),
     ] = None,
 ) -> MessageOut | list[MessageOut]:
-    try:
-        messages = await _send(request, ctx, caller, limiter, idempotency_key)
-    except DovecoteError:
-        await caller.principal()  # a token whose user is gone hears 401 before anything else
-        raise
+    messages = await _send(request, ctx, caller, limiter, idempotency_key)
     return messages if ctx.settings.pm_send_response == "list" else messages[0]
 
 
@@ -151,7 +147,7 @@ def _target(request: Request) -> tuple[int | None, int | None]:
 async def inbox_or_thread(
     request: Request,
     ctx: Ctx,
-    user: CurrentUser,
+    caller: CurrentCaller,
     paging: Paging,
     thread: OptionalId = None,
     user_: Annotated[PositiveInt | Absent | None, Query(alias="user")] = None,
@@ -160,8 +156,9 @@ async def inbox_or_thread(
 ) -> Page[SnippetOut] | Page[MessageOut]:
     thread_id, other_id = _target(request)
     if thread_id is None and other_id is None:
-        page = await service.inbox(ctx, user, paging.limit, paging.offset)
+        page = await service.inbox(ctx, caller, paging.limit, paging.offset)
         return offset_page(request, paging, page.count, page.results)
+    user = await caller.principal()
     return await _thread(request, ctx, user, paging, thread_id, other_id)
 
 

@@ -250,17 +250,30 @@ class InboxPage:
     results: list[SnippetOut]
 
 
-async def inbox(ctx: Context, user: Principal, limit: int, offset: int) -> InboxPage:
-    session = ctx.uow.session
-    count = await repo.inbox_count(session, user.id)
-    rows = await repo.inbox_page(session, user.id, limit, offset)
-    users = await users_repo.get_users(
-        session, {user.id} | {r.user_low_id for r in rows} | {r.user_high_id for r in rows}
+async def inbox(ctx: Context, caller: Caller, limit: int, offset: int) -> InboxPage:
+    """The caller's inbox page, in one statement that also confirms the caller."""
+    rows = await repo.inbox_page_of_caller(ctx.uow.session, caller.user_id, limit, offset)
+    if not rows:
+        raise AuthenticationFailed()
+    first = rows[0]
+    caller.confirmed(Principal(caller.user_id, first.me_username, first.me_role))
+    page = sorted(
+        (r for r in rows if r.thread_id is not None),
+        key=lambda r: (r.id, r.thread_id),
+        reverse=True,
     )
-    return InboxPage(count, [_snippet(ctx, row, user.id, users) for row in rows])
+    users: dict[int, Any] = {}
+    for row in page:
+        for side in ("low_", "high_"):
+            if getattr(row, side + "id") is not None:
+                person = {c: getattr(row, side + c) for c in repo.PERSON_COLUMNS}
+                users[person["id"]] = person
+    return InboxPage(
+        first.me_inbox_count, [_snippet(ctx, row, caller.user_id, users) for row in page]
+    )
 
 
-def _snippet(ctx: Context, row: Row[Any], user_id: int, users: dict[int, Row[Any]]) -> SnippetOut:
+def _snippet(ctx: Context, row: Row[Any], user_id: int, users: dict[int, Any]) -> SnippetOut:
     sender = users.get(row.sender_id)
     receiver = users.get(_other(row.user_low_id, row.user_high_id, row.sender_id))
     headline = _text(row, ctx.settings)

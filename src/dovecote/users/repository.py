@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     Row,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -64,11 +65,14 @@ async def get_me(session: AsyncSession, user_id: int) -> Row[Any] | None:
     return (await session.execute(query)).first()
 
 
+_USERS = select(*PUBLIC_COLUMNS).where(User.id.in_(bindparam("ids", expanding=True)))
+
+
 async def get_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, Row[Any]]:
     wanted = set(ids)
     if not wanted:
         return {}
-    rows = await session.execute(select(*PUBLIC_COLUMNS).where(User.id.in_(wanted)))
+    rows = await session.execute(_USERS, {"ids": sorted(wanted)})
     return {row.id: row for row in rows}
 
 
