@@ -15,7 +15,7 @@ from tests.conftest import Member, World
 from tests.pm_support import assert_state_consistent, inbox, seed_threads, send, thread
 
 INBOX_STATEMENTS = 1  # the caller, their inbox count, the page and its people: one statement
-THREAD_STATEMENTS = 4  # the caller, their member row, the page, the two people
+THREAD_STATEMENTS = 2  # the caller with their member row and the two people; the page
 
 
 @contextmanager

@@ -200,21 +200,34 @@ async def test_the_statement_walks_indexes(world: World) -> None:
     assert "Seq Scan" not in lines, lines
 
 
-@pytest.mark.parametrize("query", ["", "?limit=5", "?limit=abc", "?thread=0", "?group=1"])
-async def test_the_inbox_answers_a_gone_caller_401_whatever_the_query(
-    app: FastAPI,
-    client: httpx.AsyncClient,
-    world: World,
-    talking: tuple[Member, Member],
-    query: str,
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?limit=5",
+        "?limit=abc",
+        "?group=1",
+        "?thread={tid}",
+        "?thread=999999",
+        "?thread=0",
+        "?thread={tid}&before_message=1&from_message=1",
+        "?user={bruno}",
+        "?user={anna}",
+    ],
+)
+async def test_a_gone_caller_hears_401_from_every_page_whatever_the_query(
+    client: httpx.AsyncClient, world: World, talking: tuple[Member, Member], query: str
 ) -> None:
-    """The inbox page confirms its caller inside its one statement (as the send does); a
-    token whose user is gone hears 401, never an empty page or a complaint about the query."""
-    anna, _ = talking
-    assert (await client.get(PM + query, headers=anna.auth)).status_code in {200, 400}
+    """The inbox and thread pages confirm their caller inside their own statements (as the
+    send does); a token whose user is gone hears 401: never a page, an empty page, a 404 or a
+    complaint about the query."""
+    anna, bruno = talking
+    [(tid,)] = await world.sql("SELECT id FROM threads")
+    url = PM + query.format(tid=tid, anna=anna.id, bruno=bruno.id)
+    assert (await client.get(url, headers=anna.auth)).status_code in {200, 400, 404}
     await world.sql("UPDATE users SET is_active = false WHERE id = :anna", anna=anna.id)
 
-    response = await client.get(PM + query, headers=anna.auth)
+    response = await client.get(url, headers=anna.auth)
 
     assert response.status_code == 401, response.text
     assert error_code(response) == "authentication_failed"

@@ -44,6 +44,14 @@ def pair(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
 
 
+PERSON_COLUMNS = tuple(column.key for column in PUBLIC_COLUMNS)
+_low, _high, _me = aliased(User), aliased(User), aliased(User)
+
+
+def _person(alias: Any, prefix: str) -> list[Any]:
+    return [getattr(alias, key).label(prefix + key) for key in PERSON_COLUMNS]
+
+
 # --- threads ---------------------------------------------------------------------------------
 
 
@@ -94,13 +102,14 @@ class Membership:
         return self.last_incoming_id > max(self.last_read_id, self.cleared_before_id)
 
 
+_OTHER_ID = case(
+    (Thread.user_low_id == ThreadMember.user_id, Thread.user_high_id),
+    else_=Thread.user_low_id,
+)
 _MEMBERSHIP = (
     ThreadMember.thread_id,
     ThreadMember.user_id,
-    case(
-        (Thread.user_low_id == ThreadMember.user_id, Thread.user_high_id),
-        else_=Thread.user_low_id,
-    ).label("other_id"),
+    _OTHER_ID.label("other_id"),
     ThreadMember.last_message_id,
     ThreadMember.last_incoming_id,
     ThreadMember.last_read_id,
@@ -148,6 +157,55 @@ async def membership_with(
 ) -> Membership | None:
     low, high = pair(user_id, other_id)
     return await _member_row(session, {"low": low, "high": high, "user_id": user_id}, lock)
+
+
+@dataclass(frozen=True)
+class CallerMembership:
+    """A member row read together with the confirmed caller and both people's public columns."""
+
+    membership: Membership
+    username: str
+    role: str | None
+    people: dict[int, dict[str, Any]]
+
+
+@functools.cache
+def _membership_of_caller(by_pair: bool) -> Select[Any]:
+    me, other = aliased(User), aliased(User)
+    return (
+        _membership(by_pair, lock=False)
+        .add_columns(me.role.label("me_role"), *_person(me, "me_"), *_person(other, "other_"))
+        .join(
+            me,
+            and_(me.id == ThreadMember.user_id, me.is_active.is_(True), me.deleted.is_(False)),
+        )
+        .outerjoin(other, other.id == _OTHER_ID)
+    )
+
+
+async def membership_of_caller(
+    session: AsyncSession, user_id: int, *, thread_id: int | None, other_id: int | None
+) -> CallerMembership | None:
+    """`membership` or `membership_with`, in the same statement as the caller's own row (None
+    when the caller is gone or inactive, as when there is no such member row) and both
+    people's public columns: a thread page needs no principal or users query of its own."""
+    if thread_id is not None:
+        parameters = {"thread_id": thread_id, "user_id": user_id}
+    else:
+        assert other_id is not None
+        low, high = pair(user_id, other_id)
+        parameters = {"low": low, "high": high, "user_id": user_id}
+    query = _membership_of_caller("low" in parameters)
+    row = (await session.execute(query, parameters)).first()
+    if row is None:
+        return None
+    people = {}
+    for prefix in ("me_", "other_"):
+        if getattr(row, prefix + "id") is not None:
+            person = {c: getattr(row, prefix + c) for c in PERSON_COLUMNS}
+            people[person["id"]] = person
+    membership = Membership(*row[: len(_MEMBERSHIP)])
+    return CallerMembership(membership, row.me_username, row.me_role, people)
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -338,14 +396,6 @@ async def inbox_page(
         .offset(offset)
     )
     return list(await session.execute(query))
-
-
-PERSON_COLUMNS = tuple(column.key for column in PUBLIC_COLUMNS)
-_low, _high, _me = aliased(User), aliased(User), aliased(User)
-
-
-def _person(alias: Any, prefix: str) -> list[Any]:
-    return [getattr(alias, key).label(prefix + key) for key in PERSON_COLUMNS]
 
 
 def _inbox_page_of_caller() -> Select[Any]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Query, Request, Response
 
 from dovecote.auth.dependencies import CurrentCaller, CurrentUser
-from dovecote.auth.principal import Caller, Principal
+from dovecote.auth.principal import Caller
 from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
 from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import body_of, errors
@@ -158,14 +158,13 @@ async def inbox_or_thread(
     if thread_id is None and other_id is None:
         page = await service.inbox(ctx, caller, paging.limit, paging.offset)
         return offset_page(request, paging, page.count, page.results)
-    user = await caller.principal()
-    return await _thread(request, ctx, user, paging, thread_id, other_id)
+    return await _thread(request, ctx, caller, paging, thread_id, other_id)
 
 
 async def _thread(
     request: Request,
     ctx: service.Context,
-    user: Principal,
+    caller: Caller,
     paging: PageParams,
     thread_id: int | None,
     other_id: int | None,
@@ -178,8 +177,13 @@ async def _thread(
         raise InvalidInput.field(
             "before_message", "ambiguous", "Give `before_message` or `from_message`, not both."
         )
-    membership = await service.access_thread(ctx, user, thread_id=thread_id, other_id=other_id)
-    page = await service.read_thread(ctx, user, membership, cursor, paging.limit, paging.offset)
+    user, found = await service.access_thread_of_caller(
+        ctx, caller, thread_id=thread_id, other_id=other_id
+    )
+    membership, people = (found.membership, found.people) if found else (None, None)
+    page = await service.read_thread(
+        ctx, user, membership, cursor, paging.limit, paging.offset, people
+    )
     keyset: dict[str, Any] = {"offset": None, "limit": paging.limit}
     return Page[MessageOut](
         count=page.count,

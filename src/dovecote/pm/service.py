@@ -328,6 +328,26 @@ async def access_thread(
     return await repo.membership_with(session, user.id, other_id, lock=lock)
 
 
+async def access_thread_of_caller(
+    ctx: Context, caller: Caller, *, thread_id: int | None, other_id: int | None
+) -> tuple[Principal, repo.CallerMembership | None]:
+    """`access_thread` for a caller the database has not confirmed yet: one statement reads
+    the member row, confirms the caller and brings both people (repo.membership_of_caller)."""
+    found = None
+    if other_id != caller.user_id:
+        found = await repo.membership_of_caller(
+            ctx.uow.session, caller.user_id, thread_id=thread_id, other_id=other_id
+        )
+    if found is None:
+        principal = await caller.principal()  # 401 first, when the caller is gone
+        if thread_id is not None:
+            raise NotFound("No such thread.", code="thread_not_found")
+        return principal, None
+    principal = Principal(caller.user_id, found.username, found.role)
+    caller.confirmed(principal)
+    return principal, found
+
+
 async def read_thread(
     ctx: Context,
     user: Principal,
@@ -335,6 +355,7 @@ async def read_thread(
     cursor: ThreadCursor,
     limit: int,
     offset: int,
+    people: dict[int, Any] | None = None,
 ) -> ThreadPage:
     """One page of a thread, oldest first within the page. Without a cursor it holds the newest
     messages; `before_message` pages backwards, `from_message` forwards. A page that shows the
@@ -367,7 +388,7 @@ async def read_thread(
         older, newer = more, rows[-1].id < membership.last_message_id
     return ThreadPage(
         membership.message_count,
-        await _thread_messages(ctx, user, membership, rows),
+        await _thread_messages(ctx, user, membership, rows, people),
         rows[0].id if older else None,
         rows[-1].id + 1 if newer else None,
     )
@@ -387,10 +408,17 @@ async def _mark_seen(
 
 
 async def _thread_messages(
-    ctx: Context, user: Principal, membership: repo.Membership, rows: Sequence[Row[Any]]
+    ctx: Context,
+    user: Principal,
+    membership: repo.Membership,
+    rows: Sequence[Row[Any]],
+    people: dict[int, Any] | None,
 ) -> list[MessageOut]:
     other = membership.other_id
-    users = await users_repo.get_users(ctx.uow.session, {user.id, other} if other else {user.id})
+    users = people
+    if users is None:
+        wanted = {user.id, other} if other else {user.id}
+        users = await users_repo.get_users(ctx.uow.session, wanted)
     return [
         message_out(
             ctx, r, membership.thread_id, users, other if r.sender_id == user.id else user.id
