@@ -29,21 +29,11 @@ import asyncpg
 
 from dovecote.auth.principal import STAFF_ROLES
 from dovecote.core.db import Database
+from dovecote.pm.repository import PERSON_COLUMNS
 
 DEADLOCK_RETRIES = 3
 
-_PUBLIC = (
-    "id",
-    "username",
-    "real_name",
-    "avatar",
-    "ext_id",
-    "deleted",
-    "date_joined",
-    "bio",
-    "followers_counter",
-    "followings_counter",
-)
+_PUBLIC = PERSON_COLUMNS  # the users' public columns, as pm.repository reads them
 
 
 def _columns(alias: str, prefix: str) -> str:
