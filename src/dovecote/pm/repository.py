@@ -48,6 +48,16 @@ PERSON_COLUMNS = tuple(column.key for column in PUBLIC_COLUMNS)
 _low, _high, _me = aliased(User), aliased(User), aliased(User)
 
 
+def people_of(row: Row[Any], *prefixes: str) -> dict[int, dict[str, Any]]:
+    """user id -> public columns, for the people a row carries under `prefix` + column."""
+    people = {}
+    for prefix in prefixes:
+        if getattr(row, prefix + "id") is not None:
+            person = {c: getattr(row, prefix + c) for c in PERSON_COLUMNS}
+            people[person["id"]] = person
+    return people
+
+
 def _person(alias: Any, prefix: str) -> list[Any]:
     return [getattr(alias, key).label(prefix + key) for key in PERSON_COLUMNS]
 
@@ -199,13 +209,10 @@ async def membership_of_caller(
     row = (await session.execute(query, parameters)).first()
     if row is None:
         return None
-    people = {}
-    for prefix in ("me_", "other_"):
-        if getattr(row, prefix + "id") is not None:
-            person = {c: getattr(row, prefix + c) for c in PERSON_COLUMNS}
-            people[person["id"]] = person
     membership = Membership(*row[: len(_MEMBERSHIP)])
-    return CallerMembership(membership, row.me_username, row.me_role, people)
+    return CallerMembership(
+        membership, row.me_username, row.me_role, people_of(row, "me_", "other_")
+    )
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -359,10 +366,6 @@ MESSAGE_COLUMNS = (
 )
 
 
-async def inbox_count(session: AsyncSession, user_id: int) -> int:
-    return int(await session.scalar(select(User.inbox_count).where(User.id == user_id)) or 0)
-
-
 def _visible_snippets(user_id: int | BindParameter[int]) -> Select[Any]:
     """The user's visible threads, each with its latest visible message: inbox rows."""
     return (
@@ -384,18 +387,6 @@ def _visible_snippets(user_id: int | BindParameter[int]) -> Select[Any]:
             ThreadMember.last_message_id > ThreadMember.cleared_before_id,
         )
     )
-
-
-async def inbox_page(
-    session: AsyncSession, user_id: int, limit: int, offset: int
-) -> list[Row[Any]]:
-    query = (
-        _visible_snippets(user_id)
-        .order_by(ThreadMember.last_message_id.desc(), ThreadMember.thread_id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(await session.execute(query))
 
 
 def _inbox_page_of_caller() -> Select[Any]:

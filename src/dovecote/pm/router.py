@@ -95,13 +95,6 @@ async def send(
         ),
     ] = None,
 ) -> MessageOut | list[MessageOut]:
-    messages = await _send(request, ctx, caller, limiter, idempotency_key)
-    return messages if ctx.settings.pm_send_response == "list" else messages[0]
-
-
-async def _send(
-    request: Request, ctx: Ctx, caller: Caller, limiter: Limiter, idempotency_key: str | None
-) -> list[MessageOut]:
     await limiter.check("send", user=caller.user_id, ip=client_ip(request))
     body = await read_body(request, SendMessageIn)
     key = idempotency.checked_key(idempotency_key)
@@ -109,12 +102,8 @@ async def _send(
         raise InvalidInput.field(
             "client_message_id", "mismatch", "client_message_id differs from Idempotency-Key."
         )
-    key = key or body.client_message_id
-    if ctx.uow.dialect == "postgresql" and key is None and not body.file_uuid:
-        sent = await service.send_in_one_statement(ctx, caller, body)
-        if sent is not None:
-            return sent
-    return await service.send_message_once(ctx, await caller.principal(), body, key)
+    messages = await service.send_as(ctx, caller, body, key or body.client_message_id)
+    return messages if ctx.settings.pm_send_response == "list" else messages[0]
 
 
 def _query_id(request: Request, name: str) -> int | None:

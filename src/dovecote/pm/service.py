@@ -21,7 +21,6 @@ from dovecote.pm.schemas import FileOut, MessageOut, SendMessageIn, SnippetOut
 from dovecote.realtime.broker import LiveEvent
 from dovecote.uploads import access as uploads
 from dovecote.users import repository as users_repo
-from dovecote.users.schemas import UserOut
 from dovecote.users.service import message_refusal, user_out
 
 FileLinks = Callable[[Row[Any]], FileOut | None]
@@ -49,8 +48,10 @@ def _text(row: Row[Any], settings: Settings) -> str:
 
 
 def message_out(
-    ctx: Context, row: Row[Any], thread_id: int, users: dict[int, Row[Any]], receiver_id: int | None
+    ctx: Context, row: Any, thread_id: int, users: dict[int, Any], receiver_id: int | None
 ) -> MessageOut:
+    """A message row (or `_MessageRow`) shaped for the wire; `users` maps ids to rows or to
+    column mappings of the users' public columns."""
     sender = users.get(row.sender_id)
     receiver = users.get(receiver_id) if receiver_id is not None else None
     return MessageOut(
@@ -63,27 +64,6 @@ def message_out(
         file=ctx.file_links(row) if row.file_id is not None else None,
         thread_id=thread_id,
         receiver=user_out(receiver) if receiver else None,
-    )
-
-
-def message_out_with(
-    ctx: Context,
-    row: Any,
-    thread_id: int,
-    sender: dict[str, Any] | None,
-    receiver: dict[str, Any] | None,
-) -> MessageOut:
-    """A message as `message_out` shapes it, its users given as column mappings."""
-    return MessageOut(
-        id=row.id,
-        sender_id=row.sender_id,
-        sender=UserOut.model_validate(sender) if sender else None,
-        message=_text(row, ctx.settings),
-        created_at=row.created_at,
-        status=row.status,
-        file=None,
-        thread_id=thread_id,
-        receiver=UserOut.model_validate(receiver) if receiver else None,
     )
 
 
@@ -154,7 +134,7 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
 
     users = await users_repo.get_users(session, [sender.id, *recipients])
     row = _MessageRow(message_id, sender.id, text, "created", now, file_id, attachment)
-    return [message_out(ctx, row, threads[r], users, r) for r in recipients]  # type: ignore[arg-type]
+    return [message_out(ctx, row, threads[r], users, r) for r in recipients]
 
 
 async def send_in_one_statement(
@@ -183,10 +163,21 @@ async def send_in_one_statement(
     stamped += [(r["recipient_id"], r["recipient_event_id"], r["thread_id"]) for r in outcome.rows]
     _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
     row = _MessageRow(message_id, caller.user_id, text, "created", now, None)
-    return [
-        message_out_with(ctx, row, r["thread_id"], outcome.user(r, "s_"), outcome.user(r, "r_"))
-        for r in outcome.rows
-    ]
+    users = {caller.user_id: outcome.user(outcome.rows[0], "s_")}
+    users.update({r["recipient_id"]: outcome.user(r, "r_") for r in outcome.rows})
+    return [message_out(ctx, row, r["thread_id"], users, r["recipient_id"]) for r in outcome.rows]
+
+
+async def send_as(
+    ctx: Context, caller: Caller, body: SendMessageIn, key: str | None
+) -> list[MessageOut]:
+    """A send by a caller not yet confirmed: on PostgreSQL a plain text send into existing
+    threads is one statement; everything else takes the general path."""
+    if ctx.uow.dialect == "postgresql" and key is None and not body.file_uuid:
+        sent = await send_in_one_statement(ctx, caller, body)
+        if sent is not None:
+            return sent
+    return await send_message_once(ctx, await caller.principal(), body, key)
 
 
 async def send_message_once(
@@ -264,10 +255,7 @@ async def inbox(ctx: Context, caller: Caller, limit: int, offset: int) -> InboxP
     )
     users: dict[int, Any] = {}
     for row in page:
-        for side in ("low_", "high_"):
-            if getattr(row, side + "id") is not None:
-                person = {c: getattr(row, side + c) for c in repo.PERSON_COLUMNS}
-                users[person["id"]] = person
+        users.update(repo.people_of(row, "low_", "high_"))
     return InboxPage(
         first.me_inbox_count, [_snippet(ctx, row, caller.user_id, users) for row in page]
     )
@@ -486,5 +474,5 @@ async def delete_thread_for(
 def snippet_out(
     ctx: Context, row: Row[Any], user_id: int, users: dict[int, Row[Any]]
 ) -> SnippetOut:
-    """The inbox snippet of one thread row (columns as in repository.inbox_page)."""
+    """The inbox snippet of one thread row (columns as in repository._visible_snippets)."""
     return _snippet(ctx, row, user_id, users)
