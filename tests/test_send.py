@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from dovecote.core.db import UnitOfWork
+from dovecote.core.db import DatabaseUnavailable, UnitOfWork
 from tests.conftest import Member, World
 
 PM = "/api/v2/pm/"
@@ -519,14 +520,22 @@ async def test_attachments_and_groups_are_refused_cleanly(
 # --- a commit that fails -----------------------------------------------------------------------
 
 
+def _sqlite_error(message: str, code: int) -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return error
+
+
 @pytest.mark.parametrize(
     "failure, status",
     [
-        (OperationalError("COMMIT", {}, Exception("disk I/O error")), 503),
+        (OperationalError("COMMIT", {}, _sqlite_error("disk I/O error", 10)), 503),  # IOERR
+        (DatabaseUnavailable("database unavailable"), 503),
         (RuntimeError("boom"), 500),
-        (OperationalError("COMMIT", {}, Exception('near "ELSE": syntax error')), 500),
+        (OperationalError("COMMIT", {}, _sqlite_error('near "ELSE": syntax error', 1)), 500),
+        (TimeoutError("not the database's"), 500),
     ],
-    ids=["database", "bug", "sql-bug"],
+    ids=["database", "database-layer", "bug", "sql-bug", "bare-timeout"],
 )
 async def test_a_send_that_fails_to_commit_is_never_acknowledged(
     client: httpx.AsyncClient,

@@ -3,11 +3,16 @@
 SQLite gets two engines: a single-connection writer whose transactions start with
 `BEGIN IMMEDIATE` (writes queue in-process instead of failing with SQLITE_BUSY when a read
 transaction tries to upgrade), and a pool of readers. PostgreSQL uses one engine for both.
+
+Every failure of the database itself (it cannot be reached, it went away, it is locked, full or
+shutting down) leaves this module as `DatabaseUnavailable`, decided by the driver's exception
+types and codes, never by message text; anything else the database says is a bug of ours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,7 +21,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +33,85 @@ from sqlalchemy.ext.asyncio import (
 from dovecote.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseUnavailable(SQLAlchemyError):
+    """The database cannot serve right now: unreachable, gone, locked, full or shutting down.
+    Worth retrying later; never a bug in the statement. (An SQLAlchemyError, so code that
+    already treats database errors as one kind keeps doing so.)"""
+
+
+# Primary result codes (https://sqlite.org/rescode.html) that say the database file cannot
+# serve, as opposed to SQLITE_ERROR (1: syntax, no such table...), CONSTRAINT, MISMATCH...
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        5,  # SQLITE_BUSY: "database is locked" after the busy timeout
+        6,  # SQLITE_LOCKED
+        7,  # SQLITE_NOMEM
+        8,  # SQLITE_READONLY
+        10,  # SQLITE_IOERR
+        11,  # SQLITE_CORRUPT
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL
+        26,  # SQLITE_NOTADB
+    }
+)
+# PostgreSQL: connection exceptions (08), insufficient resources (53), operator intervention
+# (57: shutdown, cannot connect now, statement cancelled by a timeout), system errors (58), and
+# a read-only transaction (25006: a standby after failover).
+_ASYNCPG_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.PostgresSystemError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "the database cannot serve now" (by type and code)."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_UNAVAILABLE
+    # SQLAlchemy's asyncpg adapter raises its DBAPI error from asyncpg's own exception.
+    return isinstance(exc, _ASYNCPG_UNAVAILABLE) or isinstance(exc.__cause__, _ASYNCPG_UNAVAILABLE)
+
+
+def _translate_error(context: ExceptionContext) -> BaseException | None:
+    """SQLAlchemy's `handle_error` hook: failures of the database become DatabaseUnavailable.
+
+    Raw OSError (TimeoutError, ConnectionError) can only come from the driver's socket here,
+    e.g. asyncpg's command timeout: the connection is in an unknown state, so it is dropped."""
+    original = context.original_exception
+    if isinstance(original, OSError):
+        context.is_disconnect = True
+    elif not (context.is_disconnect or is_unavailable(original)):
+        return None
+    return DatabaseUnavailable(f"database unavailable: {type(original).__name__}: {original}")
+
+
+def _connect_or_unavailable(
+    dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """SQLAlchemy's `do_connect` hook: a connection that cannot be made (refused, timed out,
+    refused by the server) is DatabaseUnavailable; SQLAlchemy would let raw socket errors out."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error) as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+
+
+def _classify_errors(engine: AsyncEngine) -> AsyncEngine:
+    event.listen(engine.sync_engine, "handle_error", _translate_error)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+    return engine
 
 
 @dataclass
@@ -54,14 +139,23 @@ class Database:
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[asyncpg.Connection]:
         """PostgreSQL only: an asyncpg connection outside any transaction, for a statement
-        that commits on its own (pm.one_statement). A lost connection is reported as
-        ConnectionError, a 503 like the session's outages."""
-        pool = self._statements or await self._open_statement_pool()
+        that commits on its own (pm.one_statement). Failures of the database itself are
+        DatabaseUnavailable, like the sessions'."""
         try:
+            pool = self._statements or await self._open_statement_pool()
             async with pool.acquire(timeout=self.settings.db_timeout_seconds) as connection:
-                yield connection
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-            raise ConnectionError(f"database connection lost: {exc}") from exc
+                try:
+                    yield connection
+                except asyncpg.InterfaceError as exc:
+                    if not connection.is_closed():
+                        raise  # e.g. misuse of the connection: a bug, not an outage
+                    raise DatabaseUnavailable(f"database connection lost: {exc}") from exc
+        except OSError as exc:  # refused, reset, or a pool/command timeout
+            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+            raise
 
     async def _open_statement_pool(self) -> asyncpg.Pool:
         """The self-committing statements get a pool of their own, opened on first use, whose
@@ -105,12 +199,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(
-        url,
-        pool_size=1 if writer else pool_size,
-        max_overflow=0,
-        pool_timeout=30,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    engine = _classify_errors(
+        create_async_engine(
+            url,
+            pool_size=1 if writer else pool_size,
+            max_overflow=0,
+            pool_timeout=30,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
     )
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -130,17 +226,19 @@ def create_database(settings: Settings) -> Database:
         reader = _sqlite_engine(url, writer=False, pool_size=settings.db_pool_size)
         dialect = "sqlite"
     else:
-        writer = reader = create_async_engine(
-            url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size,
-            pool_timeout=settings.db_timeout_seconds,
-            pool_pre_ping=False,
-            connect_args={
-                "timeout": settings.db_timeout_seconds,
-                "command_timeout": settings.db_timeout_seconds * 6,
-                "server_settings": {"application_name": "dovecote"},
-            },
+        writer = reader = _classify_errors(
+            create_async_engine(
+                url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_pool_size,
+                pool_timeout=settings.db_timeout_seconds,
+                pool_pre_ping=False,
+                connect_args={
+                    "timeout": settings.db_timeout_seconds,
+                    "command_timeout": settings.db_timeout_seconds * 6,
+                    "server_settings": {"application_name": "dovecote"},
+                },
+            )
         )
         dialect = writer.dialect.name
     return Database(
