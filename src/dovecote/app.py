@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from dovecote.core.openapi import errors
 from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
+from dovecote.housekeeping import service as housekeeping
 from dovecote.pm.router import router as pm_router
 from dovecote.realtime.broker import Broker, LocalBroker
 from dovecote.realtime.hub import Hub
@@ -54,12 +56,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, database, secret, broker, RateLimiter(settings), hub
         )
         app.state.uploads_storage = storage = create_storage(settings)
-        cleaner = start_cleanup(database, settings, storage)
+        background = [
+            task
+            for task in (
+                start_cleanup(database, settings, storage),
+                housekeeping.start(database, settings),
+            )
+            if task is not None
+        ]
         try:
             yield
         finally:
-            if cleaner is not None:
-                cleaner.cancel()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await hub.close()  # sockets get 1001 before the database goes
             await broker.close()
             await database.dispose()

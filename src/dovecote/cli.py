@@ -248,3 +248,27 @@ def uploads_cleanup() -> None:
             await database.dispose()
 
     typer.echo(f"removed {asyncio.run(main())} files")
+
+
+@app.command()
+def housekeeping() -> None:
+    """Run one housekeeping pass: remove idempotency keys past DOVECOTE_IDEMPOTENCY_TTL_SECONDS
+    and live events past DOVECOTE_EVENTS_RETENTION_SECONDS. A running server does this
+    periodically, too; only one pass runs at a time."""
+    from dovecote.housekeeping import service
+
+    settings = get_settings()
+    _migrate(settings.effective_database_url)
+
+    async def main() -> service.Removed | None:
+        database = create_database(settings)
+        try:
+            return await service.run_once(database, settings)
+        finally:
+            await database.dispose()
+
+    removed = asyncio.run(main())
+    if removed is None:
+        typer.echo("another process is running housekeeping now; nothing done")
+        return
+    typer.echo(f"removed {removed.idempotency_keys} idempotency keys and {removed.events} events")

@@ -12,14 +12,16 @@ types and codes, never by message text; anything else the database says is a bug
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from dovecote.core import clock
 from dovecote.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -69,14 +72,17 @@ _ASYNCPG_UNAVAILABLE = (
 )
 
 
-def is_unavailable(exc: BaseException) -> bool:
+def is_unavailable(error: BaseException) -> bool:
     """Whether a database error means "the database cannot serve now" (by type and code)."""
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(error, DatabaseUnavailable):
         return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
+    exc: BaseException = error
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
             return True
-        exc = exc.orig
+        if error.orig is None:
+            return False
+        exc = error.orig
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
         return code is not None and code & 0xFF in _SQLITE_UNAVAILABLE
@@ -308,3 +314,108 @@ class UnitOfWork:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+# --- one runner at a time, across processes ---------------------------------------------------
+
+
+@dataclass
+class Turn:
+    """The right to run a job alone. `keep()` before each step: False when it was lost (a SQLite
+    lease that expired while this process stalled and was taken by another)."""
+
+    keep: Callable[[], Awaitable[bool]]
+
+
+async def _held() -> bool:
+    return True
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for a job name."""
+    digest = hashlib.sha256(f"dovecote:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@asynccontextmanager
+async def run_alone(
+    database: Database, name: str, lease_seconds: float
+) -> AsyncIterator[Turn | None]:
+    """Yield a Turn when no other process (or task) runs job `name`, else None.
+
+    PostgreSQL: a session advisory lock, held on a dedicated connection for the whole run and
+    released with it (also when the process dies). SQLite, whose file several processes may
+    share: a lease row taken in a `BEGIN IMMEDIATE` transaction, valid for `lease_seconds`
+    and renewed by `Turn.keep()`; a crashed holder's lease simply runs out."""
+    if database.dialect == "postgresql":
+        async with _advisory_lock(database, name) as turn:
+            yield turn
+    else:
+        async with _lease(database, name, lease_seconds) as turn:
+            yield turn
+
+
+@asynccontextmanager
+async def _advisory_lock(database: Database, name: str) -> AsyncIterator[Turn | None]:
+    key = {"key": _lock_key(name)}
+    async with database.writer.connect() as connection:
+        taken = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), key)
+        await connection.commit()  # the lock belongs to the session, not the transaction
+        if not taken:
+            yield None
+            return
+        try:
+            yield Turn(_held)
+        finally:
+            try:
+                await connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+                await connection.commit()
+            except SQLAlchemyError:  # closing the connection releases the lock as well
+                await connection.invalidate()
+
+
+def _epoch_ms() -> int:
+    return int(clock.now().timestamp() * 1000)
+
+
+async def _take_lease(database: Database, name: str, holder: str, lease_seconds: float) -> bool:
+    now = _epoch_ms()
+    async with database.writer.begin() as connection:  # BEGIN IMMEDIATE: one writer decides
+        await connection.execute(
+            text(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :expires)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at <= :now"
+            ),
+            {
+                "name": name,
+                "holder": holder,
+                "expires": now + int(lease_seconds * 1000),
+                "now": now,
+            },
+        )
+        owner = await connection.scalar(
+            text("SELECT holder FROM leases WHERE name = :name"), {"name": name}
+        )
+    return bool(owner == holder)
+
+
+@asynccontextmanager
+async def _lease(database: Database, name: str, lease_seconds: float) -> AsyncIterator[Turn | None]:
+    holder = uuid.uuid4().hex
+
+    async def keep() -> bool:
+        return await _take_lease(database, name, holder, lease_seconds)
+
+    if not await keep():
+        yield None
+        return
+    try:
+        yield Turn(keep)
+    finally:
+        async with database.writer.begin() as connection:
+            await connection.execute(
+                text("UPDATE leases SET expires_at = 0 WHERE name = :name AND holder = :holder"),
+                {"name": name, "holder": holder},
+            )

@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from dovecote.core.db import DatabaseUnavailable, is_unavailable
 from dovecote.core.errors import (
+    CursorTooOld,
     DovecoteError,
     FieldError,
     InvalidInput,
@@ -62,6 +63,8 @@ def render(error: DovecoteError) -> JSONResponse:
         }
     else:
         body = error_body(error.message, error.code)
+        if isinstance(error, CursorTooOld):
+            body["event_id"] = error.event_id
     if error.status_code == 401:
         headers["WWW-Authenticate"] = (
             'Bearer realm="api"'

@@ -33,7 +33,7 @@ async def _context(request: Request, uow: UoW, settings: AppSettings) -> pm_serv
 @router.get(
     "/api/v2/pm/events/",
     response_model=Page[InteractionFrame],
-    responses=errors(400, 401),
+    responses=errors(400, 401, 410),
     summary="The caller's live events after a cursor (polling twin of /ws/notify)",
 )
 async def events(
@@ -42,7 +42,11 @@ async def events(
     user: CurrentUser,
     since: Annotated[
         NonNegativeInt | Absent | None,
-        Query(description="The last event id received; 0 or absent: from the start."),
+        Query(
+            description="The last event id received. Absent: from the oldest event kept. "
+            "410 `cursor_too_old` when events after it are no longer kept: reload, then "
+            "continue from the `event_id` the answer names."
+        ),
     ] = None,
     limit: Annotated[
         NonNegativeInt | Absent | None,
@@ -50,7 +54,7 @@ async def events(
     ] = None,
 ) -> Page[InteractionFrame]:
     del since, limit  # declared for the OpenAPI document; read with the `undefined` rule
-    cursor = query_int(request, "since", minimum=0) or 0
+    cursor = query_int(request, "since", minimum=0)
     size = min(query_int(request, "limit", minimum=0) or DEFAULT_LIMIT, MAX_LIMIT)
     page = await service.events_page(ctx, user, cursor, size)
     next_url = absolute_url(request, since=page.next_since, limit=size) if page.next_since else None

@@ -15,13 +15,20 @@ from sqlalchemy import Row
 from dovecote.auth import service as auth_service
 from dovecote.auth.principal import Principal
 from dovecote.core.db import Database, UnitOfWork
-from dovecote.core.errors import AuthenticationFailed
+from dovecote.core.errors import AuthenticationFailed, CursorTooOld
 from dovecote.core.settings import Settings
 from dovecote.pm import repository as pm_repo
 from dovecote.pm import service as pm_service
 from dovecote.realtime import repository as repo
 from dovecote.realtime.broker import LiveEvent
-from dovecote.realtime.schemas import InteractionData, InteractionFrame, NotificationObj
+from dovecote.realtime.schemas import (
+    InteractionData,
+    InteractionFrame,
+    LiveFrame,
+    NotificationObj,
+    ReloadData,
+    ReloadFrame,
+)
 from dovecote.users import repository as users_repo
 
 
@@ -75,8 +82,9 @@ async def frames_after(
     after: int,
     limit: int,
     file_links: pm_service.FileLinks = pm_service.no_files,
-) -> list[InteractionFrame]:
-    """Up to `limit` frames for the user's events after `after`, oldest first."""
+) -> list[LiveFrame]:
+    """Frames for up to `limit` of the user's events after `after`, oldest first, with a
+    reload frame where kept events do not follow on (see `render_after`)."""
     uow = UnitOfWork(database, write=False)
     try:
         context = shaping_context(uow, settings, file_links)
@@ -86,12 +94,23 @@ async def frames_after(
         await uow.close()
 
 
+def _reload(event_id: int) -> ReloadFrame:
+    return ReloadFrame(data=ReloadData(event_id=event_id))
+
+
 async def render_after(
     ctx: pm_service.Context, user_id: int, after: int, limit: int
-) -> list[InteractionFrame]:
+) -> list[LiveFrame]:
+    """The user's events after `after` as frames. Event ids are gap-free per user and
+    committed in order, so a kept event that does not follow the one before (or the cursor)
+    means housekeeping removed those between: a reload frame stands in for them. Only an empty
+    page costs a query more, to tell "nothing new" from "everything after the cursor is gone"."""
     session = ctx.uow.session
     rows = await repo.events_after(session, user_id, after, limit)
     if not rows:
+        newest, first_kept = await repo.kept_after(session, user_id, after)
+        if newest > after and (first_kept is None or first_kept > after + 1):
+            return [_reload(newest if first_kept is None else first_kept - 1)]
         return []
     snippets = await pm_repo.snippets_of(session, user_id, {r.thread_id for r in rows})
     named = {user_id}
@@ -99,7 +118,13 @@ async def render_after(
         named.update((row.sender_id, row.user_low_id, row.user_high_id))
     users = await users_repo.get_users(session, {u for u in named if u is not None})
     unread = int(rows[0].unread_threads)
-    return [_frame(ctx, row, user_id, snippets.get(row.thread_id), users, unread) for row in rows]
+    frames: list[LiveFrame] = []
+    for row in rows:
+        if row.event_id != after + 1:
+            frames.append(_reload(row.event_id - 1))
+        frames.append(_frame(ctx, row, user_id, snippets.get(row.thread_id), users, unread))
+        after = row.event_id
+    return frames
 
 
 def _frame(
@@ -148,13 +173,30 @@ class EventsPage:
 
 
 async def events_page(
-    ctx: pm_service.Context, user: Principal, since: int, limit: int
+    ctx: pm_service.Context, user: Principal, since: int | None, limit: int
 ) -> EventsPage:
+    """A page of events after `since`. A cursor older than what is kept is refused
+    (CursorTooOld: reload, then continue from the id it names); without a cursor the page
+    starts at the oldest event kept."""
     position = await repo.stream_position(ctx.uow.session, user.id)
-    frames = await render_after(ctx, user.id, since, limit)
-    last = frames[-1].data.event_id if frames else since
+    cursor = since or 0
+    frames = await render_after(ctx, user.id, cursor, limit)
+    if frames and isinstance(frames[0], ReloadFrame):
+        if since is not None:
+            raise CursorTooOld(
+                f"Events after {since} are no longer kept: reload, then continue with "
+                f"since={frames[0].data.event_id}.",
+                event_id=frames[0].data.event_id,
+            )
+        cursor = frames.pop(0).data.event_id
+    results: list[InteractionFrame] = []
+    for frame in frames:  # a page stops before a later gap; the next one reports it
+        if not isinstance(frame, InteractionFrame):
+            break
+        results.append(frame)
+    last = results[-1].data.event_id if results else cursor
     return EventsPage(
-        count=max(0, position - since),
-        results=frames,
-        next_since=last if frames and last < position else None,
+        count=max(0, position - cursor),
+        results=results,
+        next_since=last if last < position and (results or last > (since or 0)) else None,
     )
