@@ -12,7 +12,6 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 from python_multipart.exceptions import FormParserError
 from starlette.datastructures import FormData, UploadFile
-from starlette.types import Message, Receive
 
 from dovecote.auth import service as auth_service
 from dovecote.auth.dependencies import CurrentUser
@@ -23,7 +22,6 @@ from dovecote.core.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
-    PayloadTooLarge,
     RangeNotSatisfiable,
 )
 from dovecote.core.handlers import render
@@ -52,8 +50,6 @@ from dovecote.uploads.storage import PIECE, Storage, StorageMissing, create_stor
 router = Router(prefix="/api/v2/pm", tags=["attachments"])
 M = TypeVar("M", bound=BaseModel)
 
-FORM_SLACK = 1024 * 1024  # bytes of multipart framing and fields beside the file
-FINISH_LIMIT = 64 * 1024
 SANDBOX = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 
@@ -95,27 +91,6 @@ async def _bearer(request: Request, session: Session) -> Principal:
 # --- reading the request ---------------------------------------------------------------------
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    seen = 0
-
-    async def counted() -> Message:
-        nonlocal seen
-        message = await receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            raise PayloadTooLarge(f"The request exceeds {limit} bytes.", code="body_too_large")
-        return message
-
-    return counted
-
-
-def _bounded(request: Request, limit: int) -> Request:
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request exceeds {limit} bytes.", code="body_too_large")
-    return Request(request.scope, _limited(request.receive, limit))
-
-
 @contextmanager
 def _malformed_is_400() -> Iterator[None]:
     # python-multipart raises its own errors for a broken body, which Starlette lets through.
@@ -127,12 +102,13 @@ def _malformed_is_400() -> Iterator[None]:
         ) from exc
 
 
-async def _multipart(request: Request, limit: int) -> FormData:
+async def _multipart(request: Request) -> FormData:
+    """The upload's form; its size was capped by core.middleware.BodySizeLimit."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "multipart/form-data":
         raise InvalidInput.field("file", "required", "Send the file as multipart/form-data.")
     with _malformed_is_400():
-        return await _bounded(request, limit).form(max_files=1, max_fields=64)
+        return await request.form(max_files=1, max_fields=64)
 
 
 def _validate(model: type[M], data: dict[str, Any]) -> M:
@@ -195,9 +171,9 @@ async def upload(
     await limiter.check("upload", user=user.id, ip=client_ip(request))
     if "done" in request.query_params:
         with _malformed_is_400():
-            data = await read_body_dict(_bounded(request, FINISH_LIMIT))
+            data = await read_body_dict(request)
         return await service.finish_upload(ctx, user, _validate(FinishIn, data))
-    form = await _multipart(request, ctx.settings.upload_max_file_size + FORM_SLACK)
+    form = await _multipart(request)
     try:
         fields = _fields(form)
         if "parentuuid" in fields:
