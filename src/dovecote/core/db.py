@@ -316,6 +316,24 @@ class UnitOfWork:
             self._session = None
 
 
+@asynccontextmanager
+async def standalone_unit(database: Database) -> AsyncIterator[UnitOfWork]:
+    """A unit of work for work outside any request (periodic jobs, the CLI): committed when
+    the block ends without error, after which its after-commit callbacks run; rolled back when
+    it raises. Requests get theirs from core.routing instead."""
+    uow = UnitOfWork(database, write=True)
+    try:
+        yield uow
+        callbacks = await uow.commit()
+    except BaseException:
+        await uow.rollback()
+        raise
+    finally:
+        await uow.close()
+    for callback in callbacks:
+        await callback()
+
+
 # --- one runner at a time, across processes ---------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.core import clock
-from dovecote.core.db import Database, Turn, UnitOfWork, run_alone
+from dovecote.core.db import Database, Turn, run_alone, standalone_unit
 from dovecote.core.settings import Settings
 from dovecote.housekeeping import repository as repo
 from dovecote.idempotency import service as idempotency
@@ -44,15 +44,8 @@ async def _in_batches(database: Database, turn: Turn, batch: Batch, size: int) -
     one unit of work, committed before the next starts."""
     total = 0
     while await turn.keep():
-        uow = UnitOfWork(database, write=True)
-        try:
+        async with standalone_unit(database) as uow:
             removed = await batch(uow.session)
-            await uow.commit()
-        except BaseException:
-            await uow.rollback()
-            raise
-        finally:
-            await uow.close()
         total += removed
         if removed < size:
             break

@@ -13,14 +13,10 @@ from pydantic import BaseModel, ValidationError
 from python_multipart.exceptions import FormParserError
 from starlette.datastructures import FormData, UploadFile
 
-from dovecote.auth import service as auth_service
-from dovecote.auth.dependencies import CurrentUser
-from dovecote.auth.principal import Principal
-from dovecote.core.deps import AppSettings, Session, UoW
+from dovecote.auth.dependencies import Credentials, CurrentUser, current_user
+from dovecote.core.deps import AppSettings, UoW
 from dovecote.core.errors import (
-    AuthenticationFailed,
     InvalidInput,
-    NotAuthenticated,
     NotFound,
     RangeNotSatisfiable,
 )
@@ -76,16 +72,6 @@ async def _context(request: Request, uow: UoW, settings: AppSettings) -> service
 
 
 Ctx = Annotated[service.Context, Depends(_context)]
-
-
-async def _bearer(request: Request, session: Session) -> Principal:
-    header = request.headers.get("authorization")
-    if not header:
-        raise NotAuthenticated()
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
-    return await auth_service.authenticate(session, app_state(request).jwt_secret, token.strip())
 
 
 # --- reading the request ---------------------------------------------------------------------
@@ -272,17 +258,19 @@ async def _respond(
 )
 async def fetch(
     request: Request,
-    session: Session,
+    uow: UoW,
     settings: AppSettings,
+    credentials: Credentials,
     uuid: Annotated[str, Path(max_length=MAX_UUID, pattern=UUID_PATTERN)],
     exp: str | None = None,
     sig: str | None = None,
 ) -> Response:
+    session = uow.session
     if exp is not None and sig is not None:
         stored = await access.access_by_link(session, settings, linker(request), uuid, exp, sig)
         signed = True
-    else:
-        user = await _bearer(request, session)
+    else:  # no link: the bearer token decides, read as every other endpoint reads it
+        user = await current_user(request, uow, credentials)
         stored = await access.access_file(session, settings, user, uuid)
         signed = False
     return await _respond(request, storage_of(request), stored, signed)
