@@ -647,15 +647,3 @@ async def clear_thread(session: AsyncSession, thread_id: int, user_id: int) -> N
             message_count=0,
         )
     )
-
-
-async def events_since(
-    session: AsyncSession, user_id: int, since: int, limit: int
-) -> list[Row[Any]]:
-    query = (
-        select(Event.id, Event.activity_type, Event.thread_id, Event.message_id, Event.created_at)
-        .where(Event.user_id == user_id, Event.id > since)
-        .order_by(Event.id)
-        .limit(limit)
-    )
-    return list(await session.execute(query))

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Query, Request, Response
 
 from dovecote.auth.dependencies import CurrentCaller, CurrentUser
 from dovecote.auth.principal import Caller
-from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
+from dovecote.core.deps import AppSettings, ObjectId, UoW
 from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.pagination import (
@@ -31,7 +31,6 @@ from dovecote.idempotency import service as idempotency
 from dovecote.pm import service
 from dovecote.pm.schemas import MessageOut, SendMessageIn, SnippetOut
 from dovecote.uploads.router import file_links
-from dovecote.users import repository as users_repo
 from dovecote.users.schemas import UserOut
 from dovecote.users.service import user_out
 
@@ -214,7 +213,7 @@ async def delete_thread(
 )
 async def search(
     request: Request,
-    session: Session,
+    ctx: Ctx,
     user: CurrentUser,
     paging: Paging,
     limiter: Limiter,
@@ -228,14 +227,7 @@ async def search(
         raise InvalidInput.field("user", "invalid", "`user` may not hold NUL characters.")
     if len(term) > 150:
         raise InvalidInput.field("user", "max_length", "The search term is too long.")
-    count, rows = await users_repo.search_users(
-        session,
-        user.id,
-        term,
-        followers_only=not user.is_staff,
-        limit=paging.limit,
-        offset=paging.offset,
-    )
+    count, rows = await service.search_people(ctx, user, term, paging.limit, paging.offset)
     return offset_page(request, paging, count, [user_out(r) for r in rows])
 
 

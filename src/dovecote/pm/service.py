@@ -11,15 +11,16 @@ from sqlalchemy import Row
 
 from dovecote.auth.principal import Caller, Principal
 from dovecote.core import clock
+from dovecote.core.broker import LiveEvent
 from dovecote.core.db import UnitOfWork
 from dovecote.core.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 from dovecote.core.settings import Settings
 from dovecote.idempotency import service as idempotency
 from dovecote.pm import one_statement
 from dovecote.pm import repository as repo
-from dovecote.pm.schemas import FileOut, MessageOut, SendMessageIn, SnippetOut
-from dovecote.realtime.broker import LiveEvent
+from dovecote.pm.schemas import MessageOut, SendMessageIn, SnippetOut
 from dovecote.uploads import access as uploads
+from dovecote.uploads.schemas import FileOut
 from dovecote.users import repository as users_repo
 from dovecote.users.service import message_refusal, user_out
 
@@ -173,7 +174,7 @@ async def send_as(
 ) -> list[MessageOut]:
     """A send by a caller not yet confirmed: on PostgreSQL a plain text send into existing
     threads is one statement; everything else takes the general path."""
-    if ctx.uow.dialect == "postgresql" and key is None and not body.file_uuid:
+    if ctx.uow.database.is_postgresql and key is None and not body.file_uuid:
         sent = await send_in_one_statement(ctx, caller, body)
         if sent is not None:
             return sent
@@ -423,6 +424,21 @@ async def read_message(ctx: Context, user: Principal, message_id: int) -> Messag
     other = _other(row.user_low_id, row.user_high_id, row.sender_id)
     users = await users_repo.get_users(session, {row.sender_id, other})
     return message_out(ctx, row, row.thread_id, users, other)
+
+
+async def search_people(
+    ctx: Context, user: Principal, term: str, limit: int, offset: int
+) -> tuple[int, list[Row[Any]]]:
+    """People the user may write to whose name matches `term`: staff may write to anyone,
+    everyone else only to their followers."""
+    return await users_repo.search_users(
+        ctx.uow.session,
+        user.id,
+        term,
+        followers_only=not user.is_staff,
+        limit=limit,
+        offset=offset,
+    )
 
 
 # --- deleting --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dovecote.core.schemas import Page
 from dovecote.core.state import AppState
 from dovecote.pm import service as pm_service
 from dovecote.realtime import service, socket
+from dovecote.realtime.hub import Hub
 from dovecote.realtime.schemas import InteractionFrame
 from dovecote.uploads.router import file_links
 
@@ -64,4 +65,7 @@ async def events(
 async def notify(websocket: WebSocket) -> None:
     """`?subscribe-user[&since=EVENT_ID]`, token in the `__<token>` subprotocol."""
     state: AppState = websocket.app.state.dovecote
-    await socket.serve(websocket, state, state.hub)
+    hub = state.hub
+    if not isinstance(hub, Hub):  # app.py builds a Hub; core types it only as a Listener
+        raise TypeError(f"expected the live Hub, got {type(hub).__name__}")
+    await socket.serve(websocket, state, hub)

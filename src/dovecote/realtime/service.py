@@ -14,13 +14,13 @@ from sqlalchemy import Row
 
 from dovecote.auth import service as auth_service
 from dovecote.auth.principal import Principal
+from dovecote.core.broker import LiveEvent
 from dovecote.core.db import Database, UnitOfWork
 from dovecote.core.errors import AuthenticationFailed
 from dovecote.core.settings import Settings
 from dovecote.pm import repository as pm_repo
 from dovecote.pm import service as pm_service
 from dovecote.realtime import repository as repo
-from dovecote.realtime.broker import LiveEvent
 from dovecote.realtime.schemas import InteractionData, InteractionFrame, NotificationObj
 from dovecote.users import repository as users_repo
 

@@ -32,7 +32,6 @@ from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import field_errors, read_body_dict
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
-from dovecote.pm.schemas import FileOut
 from dovecote.uploads import access, service, thumbnails
 from dovecote.uploads.files import Linker, content_disposition
 from dovecote.uploads.schemas import (
@@ -41,6 +40,7 @@ from dovecote.uploads.schemas import (
     UUID_PATTERN,
     ChunkIn,
     ChunkOut,
+    FileOut,
     FinishIn,
     ThumbnailIn,
     ThumbnailOut,
