@@ -2,7 +2,7 @@
 
 A frame is rendered from the database for the user who receives it: the message as in a
 thread page (the same for both sides of a thread), and the snippet and unread count from the
-receiver's own point of view. The shaping itself is pm.service's, so frames and REST agree.
+receiver's own point of view. The shaping itself is pm.shaping's, so frames and REST agree.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from dovecote.core.db import Database, UnitOfWork
 from dovecote.core.errors import AuthenticationFailed
 from dovecote.core.settings import Settings
 from dovecote.pm import repository as pm_repo
-from dovecote.pm import service as pm_service
+from dovecote.pm.context import Context, FileLinks, no_files
+from dovecote.pm.shaping import message_out, snippet_out
 from dovecote.realtime import repository as repo
 from dovecote.realtime.schemas import InteractionData, InteractionFrame, NotificationObj
 from dovecote.users import repository as users_repo
@@ -30,12 +31,10 @@ async def _no_publish(_events: list[LiveEvent]) -> None:
 
 
 def shaping_context(
-    uow: UnitOfWork, settings: Settings, file_links: pm_service.FileLinks = pm_service.no_files
-) -> pm_service.Context:
+    uow: UnitOfWork, settings: Settings, file_links: FileLinks = no_files
+) -> Context:
     """The pm shaping context frames are rendered with."""
-    return pm_service.Context(
-        uow=uow, settings=settings, publish=_no_publish, file_links=file_links
-    )
+    return Context(uow=uow, settings=settings, publish=_no_publish, file_links=file_links)
 
 
 # --- who may listen --------------------------------------------------------------------------
@@ -74,7 +73,7 @@ async def frames_after(
     user_id: int,
     after: int,
     limit: int,
-    file_links: pm_service.FileLinks = pm_service.no_files,
+    file_links: FileLinks = no_files,
 ) -> list[InteractionFrame]:
     """Up to `limit` frames for the user's events after `after`, oldest first."""
     uow = UnitOfWork(database, write=False)
@@ -87,7 +86,7 @@ async def frames_after(
 
 
 async def render_after(
-    ctx: pm_service.Context, user_id: int, after: int, limit: int
+    ctx: Context, user_id: int, after: int, limit: int
 ) -> list[InteractionFrame]:
     session = ctx.uow.session
     rows = await repo.events_after(session, user_id, after, limit)
@@ -103,7 +102,7 @@ async def render_after(
 
 
 def _frame(
-    ctx: pm_service.Context,
+    ctx: Context,
     row: Row[Any],
     user_id: int,
     snippet: Row[Any] | None,
@@ -113,7 +112,7 @@ def _frame(
     receiver = None
     if row.group_id is None:
         receiver = row.user_high_id if row.sender_id == row.user_low_id else row.user_low_id
-    message = pm_service.message_out(ctx, row, row.thread_id, users, receiver)
+    message = message_out(ctx, row, row.thread_id, users, receiver)
     if message.status == "deleted":  # gone from every thread: its content goes with it
         message = message.model_copy(update={"message": "", "file": None})
     new = row.activity_type == pm_repo.NEW_MESSAGE
@@ -131,7 +130,7 @@ def _frame(
                 type="private_message" if new else "delete_private_message",
                 active_at=row.event_at,
                 message=message,
-                snippet=pm_service.snippet_out(ctx, snippet, user_id, users) if snippet else None,
+                snippet=snippet_out(ctx, snippet, users) if snippet else None,
             ),
         )
     )
@@ -147,9 +146,7 @@ class EventsPage:
     next_since: int | None  # the cursor of the next page, when there is one
 
 
-async def events_page(
-    ctx: pm_service.Context, user: Principal, since: int, limit: int
-) -> EventsPage:
+async def events_page(ctx: Context, user: Principal, since: int, limit: int) -> EventsPage:
     position = await repo.stream_position(ctx.uow.session, user.id)
     frames = await render_after(ctx, user.id, since, limit)
     last = frames[-1].data.event_id if frames else since

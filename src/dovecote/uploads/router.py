@@ -71,7 +71,7 @@ def linker(request: Request) -> Linker:
 
 
 def file_links(request: Request) -> Callable[[Any], FileOut | None]:
-    """For pm.service.Context.file_links: the file object of a message row, freshly signed."""
+    """For pm.context.Context.file_links: the file object of a message row, freshly signed."""
     return linker(request).file_out
 
 
