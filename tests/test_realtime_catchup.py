@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from dovecote.core.broker import LiveEvent
 from dovecote.realtime import service
-from dovecote.realtime.broker import LiveEvent
 from tests.conftest import Member, World
 from tests.realtime_helpers import WAIT, frames, next_frame, serving, socket
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from dovecote import __version__
 from dovecote.auth.router import router as auth_router
 from dovecote.core import handlers, openapi
+from dovecote.core.broker import Broker, LocalBroker
 from dovecote.core.db import create_database
 from dovecote.core.handlers import error_body
 from dovecote.core.middleware import BodySizeLimit
@@ -24,7 +25,6 @@ from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
 from dovecote.housekeeping import service as housekeeping
 from dovecote.pm.router import router as pm_router
-from dovecote.realtime.broker import Broker, LocalBroker
 from dovecote.realtime.hub import Hub
 from dovecote.realtime.router import router as realtime_router
 from dovecote.realtime.router import socket_router as realtime_socket_router

@@ -18,6 +18,7 @@ from dovecote.auth.schemas import (
     VerifyTokenIn,
     VerifyTokenOut,
 )
+from dovecote.core.broker import Kick
 from dovecote.core.deps import AppSettings, Session, UoW
 from dovecote.core.errors import AuthenticationFailed, OAuthError
 from dovecote.core.openapi import body_of, errors
@@ -25,7 +26,6 @@ from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import read_body, unstorable
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
-from dovecote.realtime.broker import Kick
 
 router = Router(tags=["auth"])
 

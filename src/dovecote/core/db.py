@@ -132,6 +132,11 @@ class Database:
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
+    def is_postgresql(self) -> bool:
+        """PostgreSQL: data-modifying CTEs and `autocommit()` (pm.one_statement) are there."""
+        return self.dialect == "postgresql"
+
+    @property
     def engines(self) -> list[AsyncEngine]:
         return [self.writer] if self.reader is self.writer else [self.writer, self.reader]
 

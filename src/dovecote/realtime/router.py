@@ -13,8 +13,9 @@ from dovecote.core.pagination import Absent, NonNegativeInt, absolute_url, query
 from dovecote.core.routing import Router
 from dovecote.core.schemas import Page
 from dovecote.core.state import AppState
-from dovecote.pm import service as pm_service
+from dovecote.pm.context import Context
 from dovecote.realtime import service, socket
+from dovecote.realtime.hub import Hub
 from dovecote.realtime.schemas import InteractionFrame
 from dovecote.uploads.router import file_links
 
@@ -26,7 +27,7 @@ router = Router(tags=["live delivery"])
 socket_router = APIRouter()
 
 
-async def _context(request: Request, uow: UoW, settings: AppSettings) -> pm_service.Context:
+async def _context(request: Request, uow: UoW, settings: AppSettings) -> Context:
     return service.shaping_context(uow, settings, file_links(request))
 
 
@@ -38,7 +39,7 @@ async def _context(request: Request, uow: UoW, settings: AppSettings) -> pm_serv
 )
 async def events(
     request: Request,
-    ctx: Annotated[pm_service.Context, Depends(_context)],
+    ctx: Annotated[Context, Depends(_context)],
     user: CurrentUser,
     since: Annotated[
         NonNegativeInt | Absent | None,
@@ -68,4 +69,7 @@ async def events(
 async def notify(websocket: WebSocket) -> None:
     """`?subscribe-user[&since=EVENT_ID]`, token in the `__<token>` subprotocol."""
     state: AppState = websocket.app.state.dovecote
-    await socket.serve(websocket, state, state.hub)
+    hub = state.hub
+    if not isinstance(hub, Hub):  # app.py builds a Hub; core types it only as a Listener
+        raise TypeError(f"expected the live Hub, got {type(hub).__name__}")
+    await socket.serve(websocket, state, hub)

@@ -2,7 +2,7 @@
 
 A frame is rendered from the database for the user who receives it: the message as in a
 thread page (the same for both sides of a thread), and the snippet and unread count from the
-receiver's own point of view. The shaping itself is pm.service's, so frames and REST agree.
+receiver's own point of view. The shaping itself is pm.shaping's, so frames and REST agree.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from sqlalchemy import Row
 
 from dovecote.auth import service as auth_service
 from dovecote.auth.principal import Principal
+from dovecote.core.broker import LiveEvent
 from dovecote.core.db import Database, UnitOfWork
 from dovecote.core.errors import AuthenticationFailed, CursorTooOld
 from dovecote.core.settings import Settings
 from dovecote.pm import repository as pm_repo
-from dovecote.pm import service as pm_service
+from dovecote.pm.context import Context, FileLinks, no_files
+from dovecote.pm.shaping import message_out, snippet_out
 from dovecote.realtime import repository as repo
-from dovecote.realtime.broker import LiveEvent
 from dovecote.realtime.schemas import (
     InteractionData,
     InteractionFrame,
@@ -37,12 +38,10 @@ async def _no_publish(_events: list[LiveEvent]) -> None:
 
 
 def shaping_context(
-    uow: UnitOfWork, settings: Settings, file_links: pm_service.FileLinks = pm_service.no_files
-) -> pm_service.Context:
+    uow: UnitOfWork, settings: Settings, file_links: FileLinks = no_files
+) -> Context:
     """The pm shaping context frames are rendered with."""
-    return pm_service.Context(
-        uow=uow, settings=settings, publish=_no_publish, file_links=file_links
-    )
+    return Context(uow=uow, settings=settings, publish=_no_publish, file_links=file_links)
 
 
 # --- who may listen --------------------------------------------------------------------------
@@ -81,7 +80,7 @@ async def frames_after(
     user_id: int,
     after: int,
     limit: int,
-    file_links: pm_service.FileLinks = pm_service.no_files,
+    file_links: FileLinks = no_files,
 ) -> list[LiveFrame]:
     """Frames for up to `limit` of the user's events after `after`, oldest first, with a
     reload frame where kept events do not follow on (see `render_after`)."""
@@ -99,7 +98,7 @@ def _reload(event_id: int) -> ReloadFrame:
 
 
 async def render_after(
-    ctx: pm_service.Context, user_id: int, after: int, limit: int
+    ctx: Context, user_id: int, after: int, limit: int
 ) -> list[LiveFrame]:
     """The user's events after `after` as frames. Event ids are gap-free per user and
     committed in order, so a kept event that does not follow the one before (or the cursor)
@@ -128,7 +127,7 @@ async def render_after(
 
 
 def _frame(
-    ctx: pm_service.Context,
+    ctx: Context,
     row: Row[Any],
     user_id: int,
     snippet: Row[Any] | None,
@@ -138,7 +137,7 @@ def _frame(
     receiver = None
     if row.group_id is None:
         receiver = row.user_high_id if row.sender_id == row.user_low_id else row.user_low_id
-    message = pm_service.message_out(ctx, row, row.thread_id, users, receiver)
+    message = message_out(ctx, row, row.thread_id, users, receiver)
     if message.status == "deleted":  # gone from every thread: its content goes with it
         message = message.model_copy(update={"message": "", "file": None})
     new = row.activity_type == pm_repo.NEW_MESSAGE
@@ -156,7 +155,7 @@ def _frame(
                 type="private_message" if new else "delete_private_message",
                 active_at=row.event_at,
                 message=message,
-                snippet=pm_service.snippet_out(ctx, snippet, user_id, users) if snippet else None,
+                snippet=snippet_out(ctx, snippet, users) if snippet else None,
             ),
         )
     )
@@ -173,7 +172,7 @@ class EventsPage:
 
 
 async def events_page(
-    ctx: pm_service.Context, user: Principal, since: int | None, limit: int
+    ctx: Context, user: Principal, since: int | None, limit: int
 ) -> EventsPage:
     """A page of events after `since`. A cursor older than what is kept is refused
     (CursorTooOld: reload, then continue from the id it names); without a cursor the page

@@ -26,7 +26,6 @@ from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import field_errors, read_body_dict
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
-from dovecote.pm.schemas import FileOut
 from dovecote.uploads import access, service, thumbnails
 from dovecote.uploads.files import Linker, content_disposition
 from dovecote.uploads.schemas import (
@@ -35,6 +34,7 @@ from dovecote.uploads.schemas import (
     UUID_PATTERN,
     ChunkIn,
     ChunkOut,
+    FileOut,
     FinishIn,
     ThumbnailIn,
     ThumbnailOut,
@@ -63,7 +63,7 @@ def linker(request: Request) -> Linker:
 
 
 def file_links(request: Request) -> Callable[[Any], FileOut | None]:
-    """For pm.service.Context.file_links: the file object of a message row, freshly signed."""
+    """For pm.context.Context.file_links: the file object of a message row, freshly signed."""
     return linker(request).file_out
 
 
