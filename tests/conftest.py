@@ -167,6 +167,14 @@ class World:
                 await repository.toggle_follow(session, follower.id, followed.id, clock.now())
             await session.commit()
 
+    async def unfollow(self, follower: Member, followed: Member) -> None:
+        from dovecote.users import repository
+
+        async with self.database.write_sessions() as session:
+            if await repository.follows(session, follower.id, followed.id):
+                await repository.toggle_follow(session, follower.id, followed.id, clock.now())
+            await session.commit()
+
     async def mutual(self, *members: Member) -> None:
         for a in members:
             for b in members:
