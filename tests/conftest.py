@@ -198,3 +198,12 @@ def clock_timedelta() -> Any:
 @pytest.fixture
 def world(app: FastAPI) -> World:
     return World(app)
+
+
+@pytest.fixture
+async def base(app: FastAPI) -> AsyncIterator[str]:
+    """The app served on a free port (its lifespan already running): its ws:// base URL."""
+    from tests.realtime_helpers import serving
+
+    async with serving(app) as url:
+        yield url

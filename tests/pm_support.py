@@ -11,8 +11,8 @@ import httpx
 from sqlalchemy import insert, text
 
 from dovecote.core import clock
-from dovecote.pm.repository import DELETED_MESSAGE, NEW_MESSAGE
 from dovecote.models import Message, Thread, ThreadMessage, User
+from dovecote.pm.repository import DELETED_MESSAGE, NEW_MESSAGE
 from tests.conftest import Member, World
 
 PM = "/api/v2/pm/"
