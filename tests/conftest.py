@@ -167,6 +167,14 @@ class World:
                 await repository.toggle_follow(session, follower.id, followed.id, clock.now())
             await session.commit()
 
+    async def unfollow(self, follower: Member, followed: Member) -> None:
+        from dovecote.users import repository
+
+        async with self.database.write_sessions() as session:
+            if await repository.follows(session, follower.id, followed.id):
+                await repository.toggle_follow(session, follower.id, followed.id, clock.now())
+            await session.commit()
+
     async def mutual(self, *members: Member) -> None:
         for a in members:
             for b in members:
@@ -190,3 +198,12 @@ def clock_timedelta() -> Any:
 @pytest.fixture
 def world(app: FastAPI) -> World:
     return World(app)
+
+
+@pytest.fixture
+async def base(app: FastAPI) -> AsyncIterator[str]:
+    """The app served on a free port (its lifespan already running): its ws:// base URL."""
+    from tests.realtime_helpers import serving
+
+    async with serving(app) as url:
+        yield url

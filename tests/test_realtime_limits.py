@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,6 @@ from tests.realtime_helpers import (
     closed_with,
     next_frame,
     running,
-    serving,
     socket,
 )
 
@@ -28,12 +26,6 @@ from tests.realtime_helpers import (
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"ws_queue_size": 2, "ws_recheck_seconds": 0.2}
-
-
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str) -> None:

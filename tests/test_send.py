@@ -509,11 +509,14 @@ async def test_attachments_and_groups_are_refused_cleanly(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    for extra in ({"group": 1}, {"group": "x"}, {"file_uuid": 5}):
+    for extra, field, code in (
+        ({"group": 1}, "group", "groups_disabled"),
+        ({"group": "x"}, "group", "invalid"),
+        ({"file_uuid": 5}, "file_uuid", "invalid"),
+    ):
         body = {"recipients": [bruno.id], "message": "hi", **extra}
         response = await client.post(PM, json=body, headers=anna.auth)
-        assert 400 <= response.status_code < 500, response.text
-        assert response.json()["errors"]
+        assert_field_error(response, field, code)
     await nothing_stored(world)
 
 
