@@ -38,6 +38,8 @@ class Context:
     settings: Settings
     publish: Callable[[list[LiveEvent]], Any]
     file_links: FileLinks = no_files
+    # The page (X-Dovecote-Connection) a send comes from: its socket skips the sender's frame.
+    from_connection: str | None = None
 
 
 # --- shaping ---------------------------------------------------------------------------------
@@ -130,7 +132,7 @@ async def send_message(ctx: Context, sender: Principal, body: SendMessageIn) -> 
     stamped = await repo.append_events(
         session, repo.NEW_MESSAGE, message_id, deliveries, revealed, now
     )
-    _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
+    _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped, sent_by=sender.id)
 
     users = await users_repo.get_users(session, [sender.id, *recipients])
     row = _MessageRow(message_id, sender.id, text, "created", now, file_id, attachment)
@@ -161,7 +163,7 @@ async def send_in_one_statement(
     message_id = outcome.message_id
     stamped = [(caller.user_id, r["sender_event_id"], r["thread_id"]) for r in outcome.rows]
     stamped += [(r["recipient_id"], r["recipient_event_id"], r["thread_id"]) for r in outcome.rows]
-    _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
+    _publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped, sent_by=caller.user_id)
     row = _MessageRow(message_id, caller.user_id, text, "created", now, None)
     users = {caller.user_id: outcome.user(outcome.rows[0], "s_")}
     users.update({r["recipient_id"]: outcome.user(r, "r_") for r in outcome.rows})
@@ -217,11 +219,20 @@ class _MessageRow:
 
 
 def _publish_after_commit(
-    ctx: Context, activity_type: int, message_id: int, stamped: Sequence[tuple[int, int, int]]
+    ctx: Context,
+    activity_type: int,
+    message_id: int,
+    stamped: Sequence[tuple[int, int, int]],
+    sent_by: int | None = None,
 ) -> None:
     events = [
         LiveEvent(
-            user_id=u, event_id=e, activity_type=activity_type, thread_id=t, message_id=message_id
+            user_id=u,
+            event_id=e,
+            activity_type=activity_type,
+            thread_id=t,
+            message_id=message_id,
+            from_connection=ctx.from_connection if u == sent_by else None,
         )
         for u, e, t in stamped
     ]
