@@ -33,6 +33,7 @@ from dovecote.uploads.router import router as uploads_router
 from dovecote.uploads.storage import create_storage
 from dovecote.user_settings.router import router as user_settings_router
 from dovecote.users.router import router as users_router
+from dovecote.webapp import router as webapp
 
 log = logging.getLogger("dovecote")
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_socket_router)
     app.include_router(pm_router)
     _health(app)
+    webapp.install(app, settings)  # last: the page's routes never shadow the API's
     openapi.install(app)
     return app
 
