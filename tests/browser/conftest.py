@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,12 @@ async def _admin(url: str, statement: str) -> None:
         await engine.dispose()
 
 
+def _admin_sync(url: str, statement: str) -> None:
+    """Runs _admin on a thread of its own: Playwright's sync API owns this thread's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _admin(url, statement)).result()
+
+
 def _wait_ready(server: Server) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -135,7 +142,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         base = make_url(PG_URL).set(drivername="postgresql+asyncpg")
         admin = base.render_as_string(hide_password=False)
         database = f"dovecote_browser_{os.getpid()}_{secrets.token_hex(3)}"
-        asyncio.run(_admin(admin, f'CREATE DATABASE "{database}"'))
+        _admin_sync(admin, f'CREATE DATABASE "{database}"')
         env["DOVECOTE_DATABASE_URL"] = base.set(database=database).render_as_string(
             hide_password=False
         )
@@ -179,7 +186,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             process.kill()
             process.wait()
         if database and admin:
-            asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            _admin_sync(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
