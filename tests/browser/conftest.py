@@ -44,7 +44,7 @@ REDIS_URL = os.environ.get("DOVECOTE_TEST_REDIS_URL")
 DOVECOTE = str(Path(sys.executable).with_name("dovecote"))
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 except ImportError:  # pragma: no cover - the test extra has it
     sync_playwright = None
 
@@ -218,9 +218,11 @@ class Traffic:
         page.on("pageerror", lambda exc: self._page_error(page, str(exc)))
         page.on(
             "console",
-            lambda m: self.errors.append(m.text)
-            if m.type == "error" and "Content Security Policy" in m.text
-            else None,
+            lambda m: (
+                self.errors.append(m.text)
+                if m.type == "error" and "Content Security Policy" in m.text
+                else None
+            ),
         )
         page.on("websocket", lambda ws: self.sockets.append(ws.url))
 
@@ -261,9 +263,7 @@ class Traffic:
         for method, path, status in self.requests[self.checked :]:
             if status < 400 and status != 0:
                 continue
-            if any(
-                m == method and p.search(path) and s == status for m, p, s in self.expected
-            ):
+            if any(m == method and p.search(path) and s == status for m, p, s in self.expected):
                 continue
             bad.append((method, path, status))
         return bad

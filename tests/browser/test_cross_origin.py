@@ -47,7 +47,11 @@ def site(server: Server) -> Iterator[str]:
     handler = type(
         "Site",
         (StaticSite,),
-        {"config": json.dumps({"api_origin": server.url, "oauth_client_id": "dovecote-web"}).encode()},
+        {
+            "config": json.dumps(
+                {"api_origin": server.url, "oauth_client_id": "dovecote-web"}
+            ).encode()
+        },
     )
     httpd = ThreadingHTTPServer(("127.0.0.1", STATIC_PORT), partial(handler, directory=str(STATIC)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -140,7 +140,9 @@ def test_a_message_arrives_live_exactly_once_on_both_sides(
     port = server.url.rsplit(":", 1)[1]
     for member in (alice, bob):
         assert any(
-            re.match(rf"ws://127\.0\.0\.1:{port}/ws/notify\?subscribe-user&connection=[\w-]{{8,64}}$", u)
+            re.match(
+                rf"ws://127\.0\.0\.1:{port}/ws/notify\?subscribe-user&connection=[\w-]{{8,64}}$", u
+            )
             for u in member.traffic.sockets
         ), member.traffic.sockets
     sends = [r for r in alice.traffic.requests if r[:2] == ("POST", "/api/v2/pm/")]
@@ -167,7 +169,9 @@ def test_the_senders_other_tab_follows_the_conversation(
     other.close()
 
 
-def test_an_image_is_shown_to_both(server: Server, alice: Member, bob: Member, tmp_path: Path) -> None:
+def test_an_image_is_shown_to_both(
+    server: Server, alice: Member, bob: Member, tmp_path: Path
+) -> None:
     image = tmp_path / "gradient.png"
     image.write_bytes(png())
     page = alice.page
@@ -252,7 +256,9 @@ def test_the_conversation_survives_a_reload_and_a_screenshot_is_taken(
 
 def test_sign_out_revokes_the_token(server: Server, alice: Member) -> None:
     page = alice.page
-    token = page.evaluate("() => JSON.parse(sessionStorage.getItem('dovecote.session')).accessToken")
+    token = page.evaluate(
+        "() => JSON.parse(sessionStorage.getItem('dovecote.session')).accessToken"
+    )
     page.get_by_test_id("sign-out").click()
     expect(page.locator("input[name=username]")).to_be_visible()
     expect(page.get_by_text("You are signed out.")).to_be_visible()
@@ -266,7 +272,9 @@ def test_sign_out_revokes_the_token(server: Server, alice: Member) -> None:
     assert alice.traffic.requests.count(revoked) == 2  # the refresh and the access token
     import httpx
 
-    answer = httpx.get(server.url + "/api/v2/user/me/", headers={"Authorization": f"Bearer {token}"})
+    answer = httpx.get(
+        server.url + "/api/v2/user/me/", headers={"Authorization": f"Bearer {token}"}
+    )
     assert answer.status_code == 401
     page.reload()
     expect(page.locator("input[name=username]")).to_be_visible()
@@ -289,7 +297,14 @@ def test_every_request_of_the_pages(alice: Member, bob: Member, requests_log: Pa
         "\n".join(f"{m} {p} {s}" for m, p, s in seen) + "\n"
     )
     paths = {p for _, p, _ in seen}
-    for needed in ("/api/v2/dynamic_preference/", "/api/v2/feature/", "/api/v2/user/me/",
-                   "/api/v2/user/hidden_users_id/", "/api/v2/user/<n>/settings/",
-                   "/api/v2/pm/", "/oauth/token/", "/oauth/revoke_token/"):
+    for needed in (
+        "/api/v2/dynamic_preference/",
+        "/api/v2/feature/",
+        "/api/v2/user/me/",
+        "/api/v2/user/hidden_users_id/",
+        "/api/v2/user/<n>/settings/",
+        "/api/v2/pm/",
+        "/oauth/token/",
+        "/oauth/revoke_token/",
+    ):
         assert any(p.split("?")[0] == needed for p in paths), (needed, paths)

@@ -111,8 +111,10 @@ def install(app: FastAPI, settings: Settings) -> None:
         index = _load(STATIC / "index.html")
         if index is None:  # a checkout whose web/ was never built
             return JSONResponse(
-                error_body("The web page is not built (cd web && npm ci && npm run build).",
-                           "page_not_built"),
+                error_body(
+                    "The web page is not built (cd web && npm ci && npm run build).",
+                    "page_not_built",
+                ),
                 404,
             )
         return send(index, request, page_headers)
@@ -140,6 +142,8 @@ def install(app: FastAPI, settings: Settings) -> None:
         file = _load(STATIC / "assets" / name)
         if file is None:
             return _not_found()
-        return send(file, request, {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"})
+        return send(
+            file, request, {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"}
+        )
 
     app.include_router(router)
