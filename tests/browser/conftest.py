@@ -131,7 +131,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env |= {
         "DOVECOTE_DATA_DIR": str(data),
         "DOVECOTE_CORS_ORIGINS": STATIC_ORIGIN,
-        "DOVECOTE_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     database = None
     admin = None

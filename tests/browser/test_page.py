@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import re
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -97,6 +99,9 @@ def test_signed_out_every_route_shows_sign_in_and_a_wrong_password_says_so(
         expect(page.locator("input[name=password]")).to_be_visible()
         expect(page.locator("button[type=submit]")).to_be_visible()
     assert page.url == server.url + f"/messages/{alice.id}/"
+    document = page.goto(server.url + f"/messages/{alice.id}/")
+    assert document is not None
+    assert "script-src 'self'" in document.headers["content-security-policy"]
     alice.traffic.expect("POST", r"^/oauth/token/$", 400)
     sign_in(alice, server.url + "/messages/", password="not-the-password")
     expect(page.get_by_role("alert")).to_contain_text("Wrong username or password")
@@ -254,6 +259,36 @@ def test_the_conversation_survives_a_reload_and_a_screenshot_is_taken(
     assert target.stat().st_size > 10_000
 
 
+def test_the_token_is_renewed_before_it_expires(server: Server, alice: Member) -> None:
+    """The page renews a minute before expiry, through react-core's handleRefreshToken; the
+    renewed token works for the API and the socket."""
+    page = alice.page
+    page.goto(server.url + f"/messages/{server.users['bob']}/")
+    expect(page.locator(INPUT).first).to_be_visible()
+    before = page.evaluate("() => JSON.parse(sessionStorage.getItem('dovecote.session'))")
+    # Pretend the token expires in 61 s: the page renews it 5 s after the reload.
+    before["expiresAt"] = int(time.time() * 1000) + 61_000
+    page.evaluate("s => sessionStorage.setItem('dovecote.session', JSON.stringify(s))", before)
+    page.reload()
+    expect(page.locator(INPUT).first).to_be_visible()
+    page.wait_for_function(
+        "old => JSON.parse(sessionStorage.getItem('dovecote.session')).accessToken !== old",
+        arg=before["accessToken"],
+        timeout=20_000,
+    )
+    after = page.evaluate("() => JSON.parse(sessionStorage.getItem('dovecote.session'))")
+    assert after["refreshToken"] != before["refreshToken"]  # rotated
+    assert after["expiresAt"] > before["expiresAt"]
+    old = httpx.get(
+        server.url + "/api/v2/user/me/",
+        headers={"Authorization": f"Bearer {after['accessToken']}"},
+    )
+    assert old.status_code == 200
+    send_text(page, "Sent after the renewal")
+    expect(message(page, "Sent after the renewal")).to_have_count(1)
+    assert ("POST", "/api/v2/pm/", 201) in alice.traffic.requests[-5:]
+
+
 def test_sign_out_revokes_the_token(server: Server, alice: Member) -> None:
     page = alice.page
     token = page.evaluate(
@@ -270,8 +305,6 @@ def test_sign_out_revokes_the_token(server: Server, alice: Member) -> None:
             break
         page.wait_for_timeout(100)
     assert alice.traffic.requests.count(revoked) == 2  # the refresh and the access token
-    import httpx
-
     answer = httpx.get(
         server.url + "/api/v2/user/me/", headers={"Authorization": f"Bearer {token}"}
     )
