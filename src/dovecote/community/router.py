@@ -3,7 +3,7 @@ read them before anyone signs in, so any Authorization header is ignored here.""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query, Request, Response
 
@@ -36,7 +36,8 @@ Limit = Annotated[
     Query(description=f"Page size; absent: everything in one page; at most {MAX_LIMIT}."),
 ]
 Ordering = Annotated[
-    str | None, Query(max_length=20, description="id, section or name; -name: descending.")
+    Literal["id", "-id", "section", "-section", "name", "-name"] | Absent | None,
+    Query(description="id, section or name; -name: descending."),
 ]
 Offset = Annotated[NonNegativeInt | Absent | None, Query(description="Items to skip.")]
 

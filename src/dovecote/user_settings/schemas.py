@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 Frequency = Annotated[int, Field(ge=-1, le=1, description="-1 at once, 1 daily, 0 never.")]
 Flag = Annotated[int, Field(ge=0, le=1, description="1 on, 0 off.")]
@@ -29,13 +29,26 @@ DEFAULTS = UserSettingsOut(
 )
 
 
+# In a change, a setting left out (or null) keeps its value: documented as the plain integer.
+FrequencyChange = Annotated[
+    int | None,
+    Field(ge=-1, le=1),
+    WithJsonSchema({"type": "integer", "enum": [-1, 0, 1], "description": "-1, 1 or 0."}),
+]
+FlagChange = Annotated[
+    int | None,
+    Field(ge=0, le=1),
+    WithJsonSchema({"type": "integer", "enum": [0, 1], "description": "1 on, 0 off."}),
+]
+
+
 class UserSettingsPatchIn(BaseModel):
     """Any of the settings; the ones left out keep their values."""
 
     model_config = ConfigDict(extra="forbid")
 
-    qa_frequency: Frequency | None = None
-    email_notification_not_qa: Flag | None = None
-    mobile_notifications_scmty: Flag | None = None
-    show_toast_notifications: Flag | None = None
-    toast_notifications_emit_sound: Flag | None = None
+    qa_frequency: FrequencyChange = None
+    email_notification_not_qa: FlagChange = None
+    mobile_notifications_scmty: FlagChange = None
+    show_toast_notifications: FlagChange = None
+    toast_notifications_emit_sound: FlagChange = None
