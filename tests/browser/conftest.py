@@ -188,8 +188,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             _admin_sync(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: Playwright's sync API runs an event loop on this thread while it is open,
+    # and the other tests' fixtures call asyncio.run() on it.
     assert sync_playwright is not None
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
