@@ -209,9 +209,9 @@ def _schema_note(revision: str | None) -> str | None:
 
 
 def restore(settings: Settings, directory: Path, *, force: bool = False) -> Outcome:
+    database = _database(settings, "restore")
     manifest = read_manifest(directory)
     note = _schema_note(manifest.get("schema_revision"))
-    database = _database(settings, "restore")
     uploads = manifest.get("uploads")
     if uploads is not None and settings.storage != "local":
         raise Refused("the backup holds local uploads but DOVECOTE_STORAGE is not local")
@@ -252,6 +252,8 @@ def _refuse_unless_empty(settings: Settings, database: Path, directory: Path) ->
 
 
 def _verify(path: Path) -> None:
+    """The staged copy passes SQLite's integrity check and the schema's invariants, or it is
+    removed and the live data stays as it was."""
     connection = sqlite3.connect(path)
     try:
         _check_integrity(connection, path)
@@ -260,11 +262,13 @@ def _verify(path: Path) -> None:
             row = connection.execute(invariants.count_query(sql)).fetchone()
             if row and row[0]:
                 broken[name] = row[0]
-    finally:
+        if broken:
+            raise Refused(f"the backup's database breaks the schema's invariants: {broken}")
+    except BaseException:
         connection.close()
-    if broken:
         path.unlink(missing_ok=True)
-        raise Refused(f"the backup's database breaks the schema's invariants: {broken}")
+        raise
+    connection.close()
 
 
 def _replace_uploads(source: Path, media: Path) -> None:
