@@ -239,6 +239,8 @@ async def _copy_tables(
                 if progress is not None and task is not None:
                     progress.advance(task, len(batch))
             result.close()
+            if progress is not None and task is not None:
+                progress.update(task, completed=copy.copied)  # an empty table is done, too
 
 
 async def _set_sequences(connection: asyncpg.Connection) -> dict[str, tuple[str, str]]:
