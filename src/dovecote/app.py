@@ -21,6 +21,7 @@ from dovecote.core.openapi import errors
 from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
+from dovecote.observability import wiring as observability
 from dovecote.pm.router import router as pm_router
 from dovecote.realtime.broker import Broker, LocalBroker
 from dovecote.realtime.hub import Hub
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_socket_router)
     app.include_router(pm_router)
     _health(app)
+    observability.install(app, settings)  # request ids, access log, /metrics
     openapi.install(app)
     return app
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
@@ -99,10 +98,12 @@ def serve(
     """Apply pending migrations, then serve the API."""
     import uvicorn
 
+    from dovecote.observability import logs
+    from dovecote.observability import serving as observed
     from dovecote.realtime import serving
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    logs.configure(settings)  # DOVECOTE_LOG_FORMAT / _LEVEL, here and (log_config) in workers
     _migrate(settings.effective_database_url)
     _secret()  # generated here once, before the workers read it
     config = uvicorn.Config(
@@ -114,11 +115,15 @@ def serve(
         loop="uvloop",
         http="httptools",
         proxy_headers=True,
-        log_level="info",
+        log_level=settings.log_level,
+        log_config=logs.config(settings),
+        access_log=False,  # dovecote.access logs each request by route, without its query
         # Live frames are small JSON; compression would cost ~40 KiB of zlib state per socket.
         ws_per_message_deflate=False,
     )
-    serving.run(config)  # live sockets are closed with 1001 before uvicorn's shutdown
+    with observed.multiprocess_metrics(settings):  # every worker's counts in /metrics
+        observed.start_listener(settings)
+        serving.run(config, observed.MetricsSupervisor)  # live sockets hear 1001 at shutdown
 
 
 @app.command("migrate")

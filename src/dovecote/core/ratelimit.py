@@ -20,6 +20,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from dovecote.core.errors import RateLimited
 from dovecote.core.settings import Settings
 from dovecote.core.state import app_state
+from dovecote.observability import metrics
 
 log = logging.getLogger("dovecote")
 
@@ -66,6 +67,7 @@ class RateLimiter:
             log.warning("rate limiter unavailable, allowing the request: %s", exc)
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        metrics.rate_limited(f"{category}:{scope}")
         raise RateLimited(retry_after)
 
     async def reset(self) -> None:

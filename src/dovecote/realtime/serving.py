@@ -25,11 +25,13 @@ class GracefulServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def run(config: uvicorn.Config) -> None:
+def run(
+    config: uvicorn.Config, supervisor: type[multiprocess.Multiprocess] = multiprocess.Multiprocess
+) -> None:
     """What `uvicorn.run` does for one process or several workers, with GracefulServer."""
     if config.workers > 1:
         # Each worker process builds its server from this module's `Server` name.
         multiprocess.Server = GracefulServer  # type: ignore[attr-defined]
-        multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
+        supervisor(config, sockets=[config.bind_socket()]).run()
     else:
         GracefulServer(config).run()
