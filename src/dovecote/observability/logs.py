@@ -40,7 +40,7 @@ QUIET = {
     "boto3": logging.INFO,
     "urllib3": logging.INFO,
     "httpcore": logging.INFO,
-    "httpx": logging.INFO,
+    "httpx": logging.WARNING,  # INFO is every request's URL, query string included
     "hpack": logging.INFO,
     "limits": logging.INFO,
     "uvicorn.asgi": logging.INFO,  # TRACE is every ASGI message

@@ -61,6 +61,7 @@ class Observe:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._templates: dict[str, str] = {}
+        self._documented: frozenset[str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -71,19 +72,29 @@ class Observe:
             await self.app(scope, receive, send)
 
     def route_of(self, scope: Scope) -> str:
-        """The template of the route that answered; twin spellings (with and without the
-        trailing slash) are one route."""
+        """The template of the route that answered. Twin spellings (with and without the
+        trailing slash, core.routing.Router) are one route: the one the OpenAPI document
+        names."""
         route = scope.get("route")
         template = getattr(route, "path_format", None)
         if not isinstance(template, str):
             return UNMATCHED
         if isinstance(route, Mount):
             template = template.rstrip("/") + "/{path}"
-        if not self._templates:
-            app = scope.get("app")
-            known = {getattr(r, "path_format", None) for r in getattr(app, "routes", ())}
-            self._templates = {t: t + "/" for t in known if t and t + "/" in known}
-        return self._templates.get(template, template)
+        if template not in self._templates:
+            self._templates[template] = self._canonical(scope, template)
+        return self._templates[template]
+
+    def _canonical(self, scope: Scope, template: str) -> str:
+        if self._documented is None:
+            try:
+                self._documented = frozenset(scope["app"].openapi()["paths"])
+            except Exception:
+                self._documented = frozenset()
+        if template in self._documented:
+            return template
+        twin = template[:-1] if template.endswith("/") else template + "/"
+        return twin if twin in self._documented else template
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = request_id_of(scope)
