@@ -87,6 +87,7 @@ async def test_requests_are_counted_by_route_template_and_status(
         assert (await client.get(spelling, headers=bruno.auth)).status_code == 200
     assert (await client.get("/api/v2/pm/999999/", headers=bruno.auth)).status_code == 404
     assert (await client.get("/no/such/place")).status_code == 404
+    assert (await client.request("BREW", "/healthz")).status_code == 405
     after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -98,6 +99,7 @@ async def test_requests_are_counted_by_route_template_and_status(
     assert delta(requests, method="GET", route=one, status="200") == 2  # both spellings
     assert delta(requests, method="GET", route=one, status="404") == 1
     assert delta(requests, method="GET", route="<unmatched>", status="404") == 1
+    assert delta(requests, method="OTHER", route="/healthz", status="405") == 1
     latency = "dovecote_http_request_duration_seconds_count"
     assert delta(latency, method="GET", route=one) == 3
     buckets = "dovecote_http_request_duration_seconds_bucket"

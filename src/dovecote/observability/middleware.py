@@ -9,6 +9,7 @@ labels, no query strings (signed links, tokens) in logs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -32,6 +33,9 @@ SEND_ROUTE = "/api/v2/pm/"
 # Probes and scrapes would drown the access log at INFO: they are logged at DEBUG.
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_ERROR_BODY = 8192
+CLIENT_CLOSED = 499  # nginx's name for a request whose client left before the answer
+# Methods a client may invent are one label value, not one each.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_id_of(scope: Scope) -> str:
@@ -101,14 +105,14 @@ class Observe:
         logs.request_id.set(rid)
         header = (REQUEST_ID_HEADER, rid.encode())
         started = time.perf_counter()
-        status = 500
+        status, answered = 500, False
         error_body: bytearray | None = None
         is_send = scope["method"] == "POST" and scope["path"].rstrip("/") == "/api/v2/pm"
 
         async def sending(message: Message) -> None:
-            nonlocal status, error_body
+            nonlocal status, error_body, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 message = {**message, "headers": [*message.get("headers", ()), header]}
                 if is_send and status >= 400:
                     error_body = bytearray()
@@ -118,13 +122,18 @@ class Observe:
 
         try:
             await self.app(scope, receive, sending)
+        except asyncio.CancelledError:
+            if not answered:  # the client left before the answer: not a server error
+                status = CLIENT_CLOSED
+            raise
         finally:
             seconds = time.perf_counter() - started
             route = self.route_of(scope)
-            self._count(scope["method"], route, status, seconds)
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            self._count(method, route, status, seconds)
             if is_send and route == SEND_ROUTE:
                 self._count_send(status, bytes(error_body or b""))
-            self._log(scope, scope["method"], route, status, seconds)
+            self._log(scope, method, route, status, seconds)
 
     def _count(self, method: str, route: str, status: int, seconds: float) -> None:
         gauges = instruments()
