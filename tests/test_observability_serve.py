@@ -10,6 +10,8 @@ import os
 import re
 import secrets
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +268,20 @@ async def _scenario(
     revoke = {"client_id": client["client_id"], "token": tokens["access_token"]}
     assert (await http.post("/oauth/revoke_token/", data={**revoke, **oauth})).status_code == 200
     return given
+
+
+def test_bad_metrics_settings_stop_serve_with_one_line(tmp_path: Path) -> None:
+    server = ServeProcess(tmp_path / "data", metrics_token="short-secret")
+    done = subprocess.run(
+        [sys.executable, "-m", "dovecote", "serve", "--port", str(server.port)],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: DOVECOTE_METRICS_TOKEN must be at least 16 characters long; it is 12."
+    )
+    assert "short-secret" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr

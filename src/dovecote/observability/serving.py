@@ -63,6 +63,7 @@ def multiprocess_metrics(settings: Settings) -> Iterator[Path]:
 
     An operator's own PROMETHEUS_MULTIPROC_DIR is used as it is, emptied of the files of
     earlier runs; otherwise a fresh `DATA_DIR/metrics/serve-<pid>`, removed at the end."""
+    _check(settings)
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         run = Path(given)
@@ -79,6 +80,19 @@ def multiprocess_metrics(settings: Settings) -> Iterator[Path]:
         if not given:
             os.environ.pop(MULTIPROC_ENV, None)
             shutil.rmtree(run, ignore_errors=True)
+
+
+def _check(settings: Settings) -> None:
+    """Bad metrics settings stop `dovecote serve` with one line saying what to fix, before
+    any worker starts (and fails with a traceback)."""
+    from dovecote.observability.wiring import metrics_token
+
+    try:
+        metrics_token(settings)
+        if settings.metrics_bind:
+            parse_bind(settings.metrics_bind)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def _value_class_follows_environment() -> None:
@@ -103,7 +117,10 @@ def start_listener(settings: Settings) -> None:
     host, port = parse_bind(settings.metrics_bind)
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    start_http_server(port, addr=host, registry=registry)
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise SystemExit(f"error: DOVECOTE_METRICS_BIND={settings.metrics_bind}: {exc}") from None
     log.info("metrics on http://%s:%d/metrics", host, port)
 
 
