@@ -66,6 +66,7 @@ class Observe:
         self.app = app
         self._templates: dict[str, str] = {}
         self._documented: frozenset[str] | None = None
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -136,9 +137,17 @@ class Observe:
             self._log(scope, method, route, status, seconds)
 
     def _count(self, method: str, route: str, status: int, seconds: float) -> None:
-        gauges = instruments()
-        gauges.requests.labels(method, route, str(status)).inc()
-        gauges.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # labels() takes a lock and builds a tuple: once per series
+            gauges = instruments()
+            children = (
+                gauges.requests.labels(method, route, str(status)),
+                gauges.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def _count_send(self, status: int, body: bytes) -> None:
         sends = instruments().sends
