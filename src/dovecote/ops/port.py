@@ -37,6 +37,9 @@ from dovecote.ops.errors import Refused, VerificationFailed
 
 BATCH = 10_000
 NOT_DATA = {"alembic_version"}  # bookkeeping, not data: migrating fills it
+# Rows the migrations themselves write (the web page's OAuth client, 0005): a target holding
+# only these is still empty, and the copy replaces them with the source's own copies.
+SEEDED = {"oauth_clients": "client_id = 'dovecote-web'"}
 
 
 @dataclass
@@ -107,6 +110,8 @@ async def port(source: Path, target: str, progress: Progress | None = None) -> P
             async with connection.transaction():
                 started = time.perf_counter()
                 foreign_keys = await _drop_foreign_keys(connection)
+                for table in SEEDED:  # the source holds these rows too
+                    await connection.execute(f"DELETE FROM {quote(table)}")
                 await _copy_tables(claimed, connection, report, progress)
                 await _restore_foreign_keys(connection, foreign_keys)
                 sequences = await _set_sequences(connection)
@@ -142,7 +147,8 @@ async def _refuse_unless_empty(connection: asyncpg.Connection, url: URL) -> None
         if name in NOT_DATA:
             continue
         qualified = f"{quote(schema)}.{quote(name)}"
-        if await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {qualified})"):
+        data = f" WHERE NOT ({SEEDED[name]})" if name in SEEDED else ""
+        if await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {qualified}{data})"):
             raise Refused(
                 f"the target database {url.database} is not empty "
                 f"(table {schema}.{name} has rows): port into a new, empty database"
