@@ -96,6 +96,8 @@ def _translate_error(context: ExceptionContext) -> BaseException | None:
     Raw OSError (TimeoutError, ConnectionError) can only come from the driver's socket here,
     e.g. asyncpg's command timeout: the connection is in an unknown state, so it is dropped."""
     original = context.original_exception
+    if not isinstance(original, Exception):
+        return None  # a cancelled task (or an interrupt) must stay what it is, not an outage
     if isinstance(original, OSError):
         context.is_disconnect = True
     elif not (context.is_disconnect or is_unavailable(original)):
