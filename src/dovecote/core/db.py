@@ -210,3 +210,22 @@ class UnitOfWork:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+@asynccontextmanager
+async def unit_of_work(database: Database) -> AsyncIterator[UnitOfWork]:
+    """A writing unit of work outside any request (CLI commands, test factories): committed by
+    `UnitOfWork.commit`, as a request's is, when the block ends normally; rolled back when it
+    raises. Its after-commit callbacks run after the commit."""
+    uow = UnitOfWork(database, write=True)
+    try:
+        try:
+            yield uow
+            callbacks = await uow.commit()
+        except BaseException:
+            await uow.rollback()
+            raise
+    finally:
+        await uow.close()
+    for callback in callbacks:
+        await callback()

@@ -187,7 +187,7 @@ def _membership_of_caller(by_pair: bool) -> Select[Any]:
         .add_columns(me.role.label("me_role"), *_person(me, "me_"), *_person(other, "other_"))
         .join(
             me,
-            and_(me.id == ThreadMember.user_id, me.is_active.is_(True), me.deleted.is_(False)),
+            and_(me.id == ThreadMember.user_id, me.active),
         )
         .outerjoin(other, other.id == _OTHER_ID)
     )
@@ -411,7 +411,7 @@ def _inbox_page_of_caller() -> Select[Any]:
         .outerjoin(page, true())
         .outerjoin(_low, _low.id == page.c.user_low_id)
         .outerjoin(_high, _high.id == page.c.user_high_id)
-        .where(_me.id == me, _me.is_active.is_(True), _me.deleted.is_(False))
+        .where(_me.id == me, _me.active)
     )
 
 
