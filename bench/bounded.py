@@ -142,8 +142,12 @@ def _search(caller: int, term: str, followers_only: bool) -> Probe:
     return probe
 
 
-async def _hidden(session: AsyncSession) -> str:
-    return f"{len(await users_repo.hidden_ids(session, HEAVY)):,} ids"
+def _hidden(settings: Settings) -> Probe:
+    async def probe(session: AsyncSession) -> str:
+        ids = await users_repo.hidden_ids(session, HEAVY, limit=settings.user_max_hidden)
+        return f"{len(ids):,} ids"
+
+    return probe
 
 
 async def _unread(session: AsyncSession) -> str:
@@ -152,14 +156,14 @@ async def _unread(session: AsyncSession) -> str:
 
 
 async def measure(target: Target, samples: int) -> list[tuple[str, str, float, float]]:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         data_dir=target.workdir,
         database_url=target.server_url,
         jwt_secret="bench-" + "x" * 40,
     )
     database = create_database(settings)
-    probes: list[tuple[str, Probe, int]] = [("hidden ids", _hidden, samples)]
+    probes: list[tuple[str, Probe, int]] = [("hidden ids", _hidden(settings), samples)]
     probes += [(f"search: {label}", _search(c, t, f), samples) for label, c, t, f in SEARCHES]
     probes.append(("live frame unread figure", _unread, samples))
     lines = []
