@@ -1,7 +1,7 @@
 """The raw ceiling: how fast the database itself does the writes of one send, on the same
 tables, the same machine, in the same run.
 
-A send (pm/service.send_message, pm/repository) writes, in one transaction: the message row,
+A send (pm/sending.send_message, pm/repository) writes, in one transaction: the message row,
 its listing in the thread, the two thread_members rows (an upsert), the two users' event
 counters (an UPDATE ... RETURNING) and two events. The ceiling does exactly those writes, plus
 the lookup of the thread by id, and no authentication or rule checks: an upper bound for any

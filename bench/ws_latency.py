@@ -37,7 +37,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from dovecote.core import migrate, security
-from dovecote.core.db import create_database, unit_of_work
+from dovecote.core.db import create_database, standalone_unit
 from dovecote.core.settings import Settings
 from dovecote.users import service as users_service
 
@@ -63,7 +63,7 @@ async def create_users(settings: Settings, sockets: int, senders: int) -> list[t
     database = create_database(settings)
     created: list[tuple[int, str]] = []
     try:
-        async with unit_of_work(database) as uow:
+        async with standalone_unit(database) as uow:
             ctx = users_service.Context(uow, settings)
             for i in range(senders + sockets):
                 role = "moderator" if i < senders else None

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from dovecote.app import create_app
 from dovecote.core import clock, migrate, security
-from dovecote.core.db import unit_of_work
+from dovecote.core.db import standalone_unit
 from dovecote.core.settings import Settings
 from dovecote.models import Base
 
@@ -151,7 +151,7 @@ class World:
 
         self._count += 1
         name = username or f"user{self._count}"
-        async with unit_of_work(self.database) as uow:
+        async with standalone_unit(self.database) as uow:
             ctx = service.Context(uow, self.app.state.dovecote.settings)
             user = await service.create_user(ctx, username=name, role=role, **extra)
         return Member(user.id, name, await self.token(user.id))
@@ -165,6 +165,14 @@ class World:
 
         async with self.database.write_sessions() as session:
             if not await repository.follows(session, follower.id, followed.id):
+                await repository.toggle_follow(session, follower.id, followed.id, clock.now())
+            await session.commit()
+
+    async def unfollow(self, follower: Member, followed: Member) -> None:
+        from dovecote.users import repository
+
+        async with self.database.write_sessions() as session:
+            if await repository.follows(session, follower.id, followed.id):
                 await repository.toggle_follow(session, follower.id, followed.id, clock.now())
             await session.commit()
 
@@ -191,3 +199,12 @@ def clock_timedelta() -> Any:
 @pytest.fixture
 def world(app: FastAPI) -> World:
     return World(app)
+
+
+@pytest.fixture
+async def base(app: FastAPI) -> AsyncIterator[str]:
+    """The app served on a free port (its lifespan already running): its ws:// base URL."""
+    from tests.realtime_helpers import serving
+
+    async with serving(app) as url:
+        yield url

@@ -256,11 +256,11 @@ async def _bad_token(
 
 async def _revoked_oauth_token(client: httpx.AsyncClient, world: World) -> str:
     from dovecote.auth import service
-    from dovecote.core.db import unit_of_work
+    from dovecote.core.db import standalone_unit
 
     await world.user("oauthuser", password="a-long-password")
     state = world.app.state.dovecote
-    async with unit_of_work(world.database) as uow:
+    async with standalone_unit(world.database) as uow:
         ctx = service.Context(uow, state.settings, state.jwt_secret)
         client_id, _ = await service.create_client(ctx, "matrix", confidential=False)
     form = {

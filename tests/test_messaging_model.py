@@ -26,6 +26,7 @@ from dovecote.app import create_app
 from dovecote.core import clock
 from dovecote.core.settings import Settings
 from tests.conftest import PG_URL, SECRET, Member, World, _truncate
+from tests.pm_support import assert_state_consistent
 
 USERS = 3
 PLACEHOLDER = "Message deleted"
@@ -190,9 +191,11 @@ class Messaging(RuleBasedStateMachine):
             and message.status != "deleted"
             and message.id > (self.model.cleared.get((who, frozenset((who, message.sender))), 0))
         ):
-            assert answer.status_code == 403
+            assert answer.status_code == 403  # a participant who sees it, not its sender
+            assert answer.json()["errors"][0]["code"] == "not_sender"
         else:
-            assert answer.status_code in (403, 404)
+            assert answer.status_code == 404  # not a participant who sees it (§3.5)
+            assert answer.json()["errors"][0]["code"] == "message_not_found"
 
     def _correspondents(self, a: int) -> list[int]:
         return [b for b in range(USERS) if b != a and self.model.thread(a, b)]
@@ -232,6 +235,10 @@ class Messaging(RuleBasedStateMachine):
     def a_minute_passes(self) -> None:
         clock.advance(timedelta(seconds=61))
         self.model.now += 61
+
+    @invariant()
+    def stored_state_is_consistent(self) -> None:
+        self.run(assert_state_consistent(World(self.app)))
 
     @invariant()
     def inboxes_agree(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from dovecote.auth import service as auth_service
 from dovecote.core import clock
-from dovecote.core.db import unit_of_work
+from dovecote.core.db import standalone_unit
 from tests.conftest import World
 
 TOKEN = "/oauth/token/"
@@ -22,7 +22,7 @@ PASSWORD = "correct horse battery"
 
 async def make_client(world: World, *, confidential: bool = False) -> tuple[str, str | None]:
     state = world.app.state.dovecote
-    async with unit_of_work(world.database) as uow:
+    async with standalone_unit(world.database) as uow:
         ctx = auth_service.Context(uow, state.settings, state.jwt_secret)
         return await auth_service.create_client(ctx, "test app", confidential=confidential)
 

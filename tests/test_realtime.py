@@ -8,18 +8,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from websockets.exceptions import InvalidStatus
 
 from dovecote.core import clock, security
 from tests.conftest import Member, World
-from tests.realtime_helpers import HEARTBEAT, WAIT, frames, next_frame, serving, socket
-
-
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
+from tests.realtime_helpers import HEARTBEAT, WAIT, frames, next_frame, socket
 
 
 async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -11,16 +11,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from dovecote.core.broker import LiveEvent
 from dovecote.realtime import service
-from dovecote.realtime.broker import LiveEvent
 from tests.conftest import Member, World
-from tests.realtime_helpers import WAIT, frames, next_frame, serving, socket
-
-
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
+from tests.realtime_helpers import WAIT, frames, next_frame, socket
 
 
 async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str) -> int:

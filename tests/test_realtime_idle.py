@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
 from tests.conftest import World
-from tests.realtime_helpers import HEARTBEAT, closed_with, serving, socket
+from tests.realtime_helpers import HEARTBEAT, closed_with, socket
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"ws_idle_timeout_seconds": 1.0}
-
-
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 async def test_a_silent_socket_is_closed_as_idle(base: str, world: World) -> None:

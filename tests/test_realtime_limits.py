@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from dovecote.auth import service as auth_service
-from dovecote.core.db import unit_of_work
+from dovecote.core.db import standalone_unit
 from dovecote.realtime import service
 from dovecote.realtime.serving import GracefulServer
 from tests.conftest import Member, World
@@ -21,7 +20,6 @@ from tests.realtime_helpers import (
     closed_with,
     next_frame,
     running,
-    serving,
     socket,
 )
 
@@ -29,12 +27,6 @@ from tests.realtime_helpers import (
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"ws_queue_size": 2, "ws_recheck_seconds": 0.2}
-
-
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str) -> None:
@@ -48,7 +40,7 @@ async def oauth_token(client: httpx.AsyncClient, app: FastAPI, world: World) -> 
     """(client_id, access token) for a new user `olga` with a password."""
     await world.user("olga", password="olga-secret-pw")
     state = app.state.dovecote
-    async with unit_of_work(state.database) as uow:
+    async with standalone_unit(state.database) as uow:
         ctx = auth_service.Context(uow, state.settings, state.jwt_secret)
         client_id, _ = await auth_service.create_client(ctx, "app", confidential=False)
     response = await client.post(

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from tests.conftest import World
-from tests.realtime_helpers import next_frame, serving, socket
+from tests.realtime_helpers import next_frame, socket
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"redis_url": "redis://127.0.0.1:1/0"}  # nothing listens on port 1
-
-
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 async def test_a_send_succeeds_and_is_delivered_locally_while_redis_is_down(

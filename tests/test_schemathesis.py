@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from dovecote.core import security
-from dovecote.core.db import create_database, unit_of_work
+from dovecote.core.db import create_database, standalone_unit
 from dovecote.core.settings import Settings
 from tests.conftest import PG_URL, SECRET
 from tests.live_server import LiveServer
@@ -38,7 +38,7 @@ async def _prepare(config: Settings) -> int:
         if PG_URL:
             async with database.writer.begin() as connection:
                 await connection.execute(text("TRUNCATE users RESTART IDENTITY CASCADE"))
-        async with unit_of_work(database) as uow:
+        async with standalone_unit(database) as uow:
             ctx = service.Context(uow, config)
             alice = await service.create_user(ctx, username="alice")
             bob = await service.create_user(ctx, username="bob")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from dovecote.core.db import UnitOfWork
+from dovecote.core.db import DatabaseUnavailable, UnitOfWork
 from tests.conftest import Member, World
 
 PM = "/api/v2/pm/"
@@ -508,25 +509,36 @@ async def test_attachments_and_groups_are_refused_cleanly(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    for extra in ({"group": 1}, {"group": "x"}, {"file_uuid": 5}):
+    for extra, field, code in (
+        ({"group": 1}, "group", "groups_disabled"),
+        ({"group": "x"}, "group", "invalid"),
+        ({"file_uuid": 5}, "file_uuid", "invalid"),
+    ):
         body = {"recipients": [bruno.id], "message": "hi", **extra}
         response = await client.post(PM, json=body, headers=anna.auth)
-        assert 400 <= response.status_code < 500, response.text
-        assert response.json()["errors"]
+        assert_field_error(response, field, code)
     await nothing_stored(world)
 
 
 # --- a commit that fails -----------------------------------------------------------------------
 
 
+def _sqlite_error(message: str, code: int) -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return error
+
+
 @pytest.mark.parametrize(
     "failure, status",
     [
-        (OperationalError("COMMIT", {}, Exception("disk I/O error")), 503),
+        (OperationalError("COMMIT", {}, _sqlite_error("disk I/O error", 10)), 503),  # IOERR
+        (DatabaseUnavailable("database unavailable"), 503),
         (RuntimeError("boom"), 500),
-        (OperationalError("COMMIT", {}, Exception('near "ELSE": syntax error')), 500),
+        (OperationalError("COMMIT", {}, _sqlite_error('near "ELSE": syntax error', 1)), 500),
+        (TimeoutError("not the database's"), 500),
     ],
-    ids=["database", "bug", "sql-bug"],
+    ids=["database", "database-layer", "bug", "sql-bug", "bare-timeout"],
 )
 async def test_a_send_that_fails_to_commit_is_never_acknowledged(
     client: httpx.AsyncClient,

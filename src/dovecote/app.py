@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from dovecote import __version__
 from dovecote.auth.router import router as auth_router
 from dovecote.core import handlers, openapi
+from dovecote.core.broker import Broker, LocalBroker
 from dovecote.core.db import create_database
 from dovecote.core.handlers import error_body
 from dovecote.core.middleware import BodySizeLimit
@@ -21,8 +23,8 @@ from dovecote.core.openapi import errors
 from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
+from dovecote.housekeeping import service as housekeeping
 from dovecote.pm.router import router as pm_router
-from dovecote.realtime.broker import Broker, LocalBroker
 from dovecote.realtime.hub import Hub
 from dovecote.realtime.router import router as realtime_router
 from dovecote.realtime.router import socket_router as realtime_socket_router
@@ -54,12 +56,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, database, secret, broker, RateLimiter(settings), hub
         )
         app.state.uploads_storage = storage = create_storage(settings)
-        cleaner = start_cleanup(database, settings, storage)
+        background = [
+            task
+            for task in (
+                start_cleanup(database, settings, storage),
+                housekeeping.start(database, settings),
+            )
+            if task is not None
+        ]
         try:
             yield
         finally:
-            if cleaner is not None:
-                cleaner.cancel()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await hub.close()  # sockets get 1001 before the database goes
             await broker.close()
             await database.dispose()

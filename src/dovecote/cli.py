@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from dovecote.auth import service as auth_service
 from dovecote.core import migrate, security
-from dovecote.core.db import UnitOfWork, create_database, unit_of_work
+from dovecote.core.db import UnitOfWork, create_database, standalone_unit
 from dovecote.core.errors import DovecoteError, InvalidInput
 from dovecote.core.requests import field_errors
 from dovecote.core.settings import get_settings
@@ -41,14 +41,14 @@ T = TypeVar("T")
 
 def _run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
     """Migrate, then run `work` in one unit of work, committed the way a request's is
-    (core.db.unit_of_work); domain errors exit with 1."""
+    (core.db.standalone_unit); domain errors exit with 1."""
     settings = get_settings()
     _migrate(settings.effective_database_url)
 
     async def main() -> T:
         database = create_database(settings)
         try:
-            async with unit_of_work(database) as uow:
+            async with standalone_unit(database) as uow:
                 return await work(uow)
         finally:
             await database.dispose()
@@ -241,3 +241,27 @@ def uploads_cleanup() -> None:
             await database.dispose()
 
     typer.echo(f"removed {asyncio.run(main())} files")
+
+
+@app.command()
+def housekeeping() -> None:
+    """Run one housekeeping pass: remove idempotency keys past DOVECOTE_IDEMPOTENCY_TTL_SECONDS
+    and live events past DOVECOTE_EVENTS_RETENTION_SECONDS. A running server does this
+    periodically, too; only one pass runs at a time."""
+    from dovecote.housekeeping import service
+
+    settings = get_settings()
+    _migrate(settings.effective_database_url)
+
+    async def main() -> service.Removed | None:
+        database = create_database(settings)
+        try:
+            return await service.run_once(database, settings)
+        finally:
+            await database.dispose()
+
+    removed = asyncio.run(main())
+    if removed is None:
+        typer.echo("another process is running housekeeping now; nothing done")
+        return
+    typer.echo(f"removed {removed.idempotency_keys} idempotency keys and {removed.events} events")

@@ -18,14 +18,14 @@ from dovecote.auth.schemas import (
     VerifyTokenIn,
     VerifyTokenOut,
 )
+from dovecote.core.broker import Kick
 from dovecote.core.deps import AppSettings, UoW
 from dovecote.core.errors import AuthenticationFailed, OAuthError
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.ratelimit import Limiter, client_ip
-from dovecote.core.requests import declared_too_large, read_body, unstorable
+from dovecote.core.requests import read_body, unstorable
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
-from dovecote.realtime.broker import Kick
 
 router = Router(tags=["auth"])
 
@@ -45,8 +45,6 @@ _oauth_errors: dict[int | str, dict[str, Any]] = {
 
 
 async def _oauth_form(request: Request) -> dict[str, str]:
-    if declared_too_large(request):
-        raise OAuthError("invalid_request", "The body is too large.", 413)
     try:
         form = await request.form()
     except HTTPException as exc:  # e.g. a multipart body without a boundary

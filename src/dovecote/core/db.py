@@ -3,20 +3,28 @@
 SQLite gets two engines: a single-connection writer whose transactions start with
 `BEGIN IMMEDIATE` (writes queue in-process instead of failing with SQLITE_BUSY when a read
 transaction tries to upgrade), and a pool of readers. PostgreSQL uses one engine for both.
+
+Every failure of the database itself (it cannot be reached, it went away, it is locked, full or
+shutting down) leaves this module as `DatabaseUnavailable`, decided by the driver's exception
+types and codes, never by message text; anything else the database says is a bug of ours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,9 +32,92 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from dovecote.core import clock
 from dovecote.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseUnavailable(SQLAlchemyError):
+    """The database cannot serve right now: unreachable, gone, locked, full or shutting down.
+    Worth retrying later; never a bug in the statement. (An SQLAlchemyError, so code that
+    already treats database errors as one kind keeps doing so.)"""
+
+
+# Primary result codes (https://sqlite.org/rescode.html) that say the database file cannot
+# serve, as opposed to SQLITE_ERROR (1: syntax, no such table...), CONSTRAINT, MISMATCH...
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        5,  # SQLITE_BUSY: "database is locked" after the busy timeout
+        6,  # SQLITE_LOCKED
+        7,  # SQLITE_NOMEM
+        8,  # SQLITE_READONLY
+        10,  # SQLITE_IOERR
+        11,  # SQLITE_CORRUPT
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL
+        26,  # SQLITE_NOTADB
+    }
+)
+# PostgreSQL: connection exceptions (08), insufficient resources (53), operator intervention
+# (57: shutdown, cannot connect now, statement cancelled by a timeout), system errors (58), and
+# a read-only transaction (25006: a standby after failover).
+_ASYNCPG_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.PostgresSystemError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether a database error means "the database cannot serve now" (by type and code)."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
+    exc: BaseException = error
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if error.orig is None:
+            return False
+        exc = error.orig
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_UNAVAILABLE
+    # SQLAlchemy's asyncpg adapter raises its DBAPI error from asyncpg's own exception.
+    return isinstance(exc, _ASYNCPG_UNAVAILABLE) or isinstance(exc.__cause__, _ASYNCPG_UNAVAILABLE)
+
+
+def _translate_error(context: ExceptionContext) -> BaseException | None:
+    """SQLAlchemy's `handle_error` hook: failures of the database become DatabaseUnavailable.
+
+    Raw OSError (TimeoutError, ConnectionError) can only come from the driver's socket here,
+    e.g. asyncpg's command timeout: the connection is in an unknown state, so it is dropped."""
+    original = context.original_exception
+    if isinstance(original, OSError):
+        context.is_disconnect = True
+    elif not (context.is_disconnect or is_unavailable(original)):
+        return None
+    return DatabaseUnavailable(f"database unavailable: {type(original).__name__}: {original}")
+
+
+def _connect_or_unavailable(
+    dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """SQLAlchemy's `do_connect` hook: a connection that cannot be made (refused, timed out,
+    refused by the server) is DatabaseUnavailable; SQLAlchemy would let raw socket errors out."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error) as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+
+
+def _classify_errors(engine: AsyncEngine) -> AsyncEngine:
+    event.listen(engine.sync_engine, "handle_error", _translate_error)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+    return engine
 
 
 @dataclass
@@ -39,6 +130,11 @@ class Database:
     settings: Settings
     _statements: asyncpg.Pool | None = None
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def is_postgresql(self) -> bool:
+        """PostgreSQL: data-modifying CTEs and `autocommit()` (pm.one_statement) are there."""
+        return self.dialect == "postgresql"
 
     @property
     def engines(self) -> list[AsyncEngine]:
@@ -54,14 +150,23 @@ class Database:
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[asyncpg.Connection]:
         """PostgreSQL only: an asyncpg connection outside any transaction, for a statement
-        that commits on its own (pm.one_statement). A lost connection is reported as
-        ConnectionError, a 503 like the session's outages."""
-        pool = self._statements or await self._open_statement_pool()
+        that commits on its own (pm.one_statement). Failures of the database itself are
+        DatabaseUnavailable, like the sessions'."""
         try:
+            pool = self._statements or await self._open_statement_pool()
             async with pool.acquire(timeout=self.settings.db_timeout_seconds) as connection:
-                yield connection
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-            raise ConnectionError(f"database connection lost: {exc}") from exc
+                try:
+                    yield connection
+                except asyncpg.InterfaceError as exc:
+                    if not connection.is_closed():
+                        raise  # e.g. misuse of the connection: a bug, not an outage
+                    raise DatabaseUnavailable(f"database connection lost: {exc}") from exc
+        except OSError as exc:  # refused, reset, or a pool/command timeout
+            raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+            raise
 
     async def _open_statement_pool(self) -> asyncpg.Pool:
         """The self-committing statements get a pool of their own, opened on first use, whose
@@ -105,12 +210,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(
-        url,
-        pool_size=1 if writer else pool_size,
-        max_overflow=0,
-        pool_timeout=30,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    engine = _classify_errors(
+        create_async_engine(
+            url,
+            pool_size=1 if writer else pool_size,
+            max_overflow=0,
+            pool_timeout=30,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
     )
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -130,17 +237,19 @@ def create_database(settings: Settings) -> Database:
         reader = _sqlite_engine(url, writer=False, pool_size=settings.db_pool_size)
         dialect = "sqlite"
     else:
-        writer = reader = create_async_engine(
-            url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size,
-            pool_timeout=settings.db_timeout_seconds,
-            pool_pre_ping=False,
-            connect_args={
-                "timeout": settings.db_timeout_seconds,
-                "command_timeout": settings.db_timeout_seconds * 6,
-                "server_settings": {"application_name": "dovecote"},
-            },
+        writer = reader = _classify_errors(
+            create_async_engine(
+                url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_pool_size,
+                pool_timeout=settings.db_timeout_seconds,
+                pool_pre_ping=False,
+                connect_args={
+                    "timeout": settings.db_timeout_seconds,
+                    "command_timeout": settings.db_timeout_seconds * 6,
+                    "server_settings": {"application_name": "dovecote"},
+                },
+            )
         )
         dialect = writer.dialect.name
     return Database(
@@ -213,19 +322,123 @@ class UnitOfWork:
 
 
 @asynccontextmanager
-async def unit_of_work(database: Database) -> AsyncIterator[UnitOfWork]:
-    """A writing unit of work outside any request (CLI commands, test factories): committed by
-    `UnitOfWork.commit`, as a request's is, when the block ends normally; rolled back when it
-    raises. Its after-commit callbacks run after the commit."""
+async def standalone_unit(database: Database) -> AsyncIterator[UnitOfWork]:
+    """A unit of work for work outside any request (periodic jobs, the CLI): committed when
+    the block ends without error, after which its after-commit callbacks run; rolled back when
+    it raises. Requests get theirs from core.routing instead."""
     uow = UnitOfWork(database, write=True)
     try:
-        try:
-            yield uow
-            callbacks = await uow.commit()
-        except BaseException:
-            await uow.rollback()
-            raise
+        yield uow
+        callbacks = await uow.commit()
+    except BaseException:
+        await uow.rollback()
+        raise
     finally:
         await uow.close()
     for callback in callbacks:
         await callback()
+
+
+# --- one runner at a time, across processes ---------------------------------------------------
+
+
+@dataclass
+class Turn:
+    """The right to run a job alone. `keep()` before each step: False when it was lost (a SQLite
+    lease that expired while this process stalled and was taken by another)."""
+
+    keep: Callable[[], Awaitable[bool]]
+
+
+async def _held() -> bool:
+    return True
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for a job name."""
+    digest = hashlib.sha256(f"dovecote:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@asynccontextmanager
+async def run_alone(
+    database: Database, name: str, lease_seconds: float
+) -> AsyncIterator[Turn | None]:
+    """Yield a Turn when no other process (or task) runs job `name`, else None.
+
+    PostgreSQL: a session advisory lock, held on a dedicated connection for the whole run and
+    released with it (also when the process dies). SQLite, whose file several processes may
+    share: a lease row taken in a `BEGIN IMMEDIATE` transaction, valid for `lease_seconds`
+    and renewed by `Turn.keep()`; a crashed holder's lease simply runs out."""
+    if database.dialect == "postgresql":
+        async with _advisory_lock(database, name) as turn:
+            yield turn
+    else:
+        async with _lease(database, name, lease_seconds) as turn:
+            yield turn
+
+
+@asynccontextmanager
+async def _advisory_lock(database: Database, name: str) -> AsyncIterator[Turn | None]:
+    key = {"key": _lock_key(name)}
+    async with database.writer.connect() as connection:
+        taken = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), key)
+        await connection.commit()  # the lock belongs to the session, not the transaction
+        if not taken:
+            yield None
+            return
+        try:
+            yield Turn(_held)
+        finally:
+            try:
+                await connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+                await connection.commit()
+            except SQLAlchemyError:  # closing the connection releases the lock as well
+                await connection.invalidate()
+
+
+def _epoch_ms() -> int:
+    return int(clock.now().timestamp() * 1000)
+
+
+async def _take_lease(database: Database, name: str, holder: str, lease_seconds: float) -> bool:
+    now = _epoch_ms()
+    async with database.writer.begin() as connection:  # BEGIN IMMEDIATE: one writer decides
+        await connection.execute(
+            text(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :expires)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at <= :now"
+            ),
+            {
+                "name": name,
+                "holder": holder,
+                "expires": now + int(lease_seconds * 1000),
+                "now": now,
+            },
+        )
+        owner = await connection.scalar(
+            text("SELECT holder FROM leases WHERE name = :name"), {"name": name}
+        )
+    return bool(owner == holder)
+
+
+@asynccontextmanager
+async def _lease(database: Database, name: str, lease_seconds: float) -> AsyncIterator[Turn | None]:
+    holder = uuid.uuid4().hex
+
+    async def keep() -> bool:
+        return await _take_lease(database, name, holder, lease_seconds)
+
+    if not await keep():
+        yield None
+        return
+    try:
+        yield Turn(keep)
+    finally:
+        async with database.writer.begin() as connection:
+            await connection.execute(
+                text("UPDATE leases SET expires_at = 0 WHERE name = :name AND holder = :holder"),
+                {"name": name, "holder": holder},
+            )

@@ -8,6 +8,7 @@ from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.core.db import UnitOfWork
+from dovecote.core.errors import NotFound
 from dovecote.core.routing import unit_of_work
 from dovecote.core.schemas import MAX_ID
 from dovecote.core.settings import Settings
@@ -32,4 +33,20 @@ Session = Annotated[AsyncSession, Depends(_session)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 
 
-ObjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive integer id.")]
+async def _object_id(
+    id: Annotated[
+        int,
+        Path(
+            description="A positive integer id.",
+            json_schema_extra={"minimum": 1, "maximum": MAX_ID},
+        ),
+    ],
+) -> int:
+    """An id in a path names an object: one outside 1..MAX_ID names none, so the answer is the
+    404 of a path whose id is not a number at all (`{id:int}` matches digits only)."""
+    if not 1 <= id <= MAX_ID:
+        raise NotFound()
+    return id
+
+
+ObjectId = Annotated[int, Depends(_object_id)]

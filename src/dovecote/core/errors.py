@@ -69,6 +69,19 @@ class Conflict(DovecoteError):
     default_message = "Conflict."
 
 
+class CursorTooOld(DovecoteError):
+    """A live-event cursor older than the events kept: the client must reload, then continue
+    from `event_id` (rendered beside the usual fields)."""
+
+    status_code = 410
+    code = "cursor_too_old"
+    default_message = "The events after this cursor are no longer kept; reload."
+
+    def __init__(self, message: str, *, event_id: int) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+
+
 class PayloadTooLarge(DovecoteError):
     status_code = 413
     code = "too_large"

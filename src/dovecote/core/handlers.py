@@ -8,12 +8,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from dovecote.core.db import DatabaseUnavailable, is_unavailable
 from dovecote.core.errors import (
+    CursorTooOld,
     DovecoteError,
     FieldError,
     InvalidInput,
@@ -61,6 +63,8 @@ def render(error: DovecoteError) -> JSONResponse:
         }
     else:
         body = error_body(error.message, error.code)
+        if isinstance(error, CursorTooOld):
+            body["event_id"] = error.event_id
     if error.status_code == 401:
         headers["WWW-Authenticate"] = (
             'Bearer realm="api"'
@@ -121,24 +125,7 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-# SQLite reports mistakes in our SQL as OperationalError too: those are bugs, not outages.
-_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly")
-_SQL_BUGS = ("syntax error", "no such table", "no such column", "no such function", "ambiguous")
-
-
-def _is_sql_bug(exc: Exception) -> bool:
-    if not isinstance(exc, OperationalError):
-        return False
-    text = str(exc.orig).lower()
-    if any(bug in text for bug in _SQL_BUGS):
-        return True
-    from_sqlite = "sqlite" in type(exc.orig).__module__
-    return from_sqlite and not any(word in text for word in _SQLITE_UNAVAILABLE)
-
-
-async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-    if _is_sql_bug(exc):
-        return await _bug(request, exc)
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
     return render(
         ServiceUnavailable(
@@ -148,8 +135,9 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated:
+    """A driver error that did not pass through the engine's classification (core.db): the
+    same rule, by type and code. What is not an outage is a bug in the statement."""
+    if is_unavailable(exc):
         return await _database_down(request, exc)
     return await _bug(request, exc)
 
@@ -163,11 +151,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DovecoteError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(OperationalError, _database_down)
-    app.add_exception_handler(InterfaceError, _database_down)
-    app.add_exception_handler(PoolTimeout, _database_down)
-    app.add_exception_handler(ConnectionError, _database_down)
-    app.add_exception_handler(TimeoutError, _database_down)
+    # Only the database layer's own types mean "unavailable": a TimeoutError or
+    # ConnectionError from anywhere else is a bug like any other (500, logged).
+    app.add_exception_handler(DatabaseUnavailable, _database_down)
+    app.add_exception_handler(PoolTimeout, _database_down)  # no connection free in time
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _bug)
 

@@ -1,4 +1,8 @@
-"""ASGI middleware: request body caps, enforced before and while the body is read."""
+"""ASGI middleware: the one place request bodies are capped, before and while they are read.
+
+Two caps, both from the settings: `DOVECOTE_MAX_BODY_BYTES` for every JSON or form body, and,
+for multipart uploads to the upload endpoint only, `DOVECOTE_UPLOAD_MAX_FILE_SIZE` plus the
+multipart framing around the file. Nothing downstream checks sizes again."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dovecote.core.handlers import render
 from dovecote.core.settings import Settings
 
 UPLOAD_PREFIX = "/api/v2/pm/upload"
-MULTIPART_OVERHEAD = 64 * 1024
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the small fields beside the file
 
 
 def _too_large(path: str, cap: int) -> DovecoteError:
@@ -27,15 +31,19 @@ class BodySizeLimit:
         self.default_cap = settings.max_body_bytes
         self.upload_cap = settings.upload_max_file_size + MULTIPART_OVERHEAD
 
-    def cap_for(self, path: str) -> int:
-        return self.upload_cap if path.startswith(UPLOAD_PREFIX) else self.default_cap
+    def cap_for(self, path: str, headers: dict[bytes, bytes]) -> int:
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if path.startswith(UPLOAD_PREFIX) and media == b"multipart/form-data":
+            return self.upload_cap
+        return self.default_cap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cap = self.cap_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        cap = self.cap_for(scope["path"], headers)
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
             await render(_too_large(scope["path"], cap))(scope, receive, send)
             return

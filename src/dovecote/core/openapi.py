@@ -30,6 +30,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "Authenticated but not allowed.",
         404: "No such object, or not visible to the caller.",
         409: "Conflict.",
+        410: "The events after this cursor are no longer kept: reload, then continue with "
+        "`since` set to the answer's extra field `event_id`.",
         413: "Request too large.",
         416: "The requested range is outside the file.",
         422: "The request cannot be processed.",

@@ -1,7 +1,8 @@
 """Reading request bodies by hand: JSON or form-encoded, validated into a Pydantic model.
 
 Endpoints that accept more than one media type (the SelfCommunity clients send both) parse
-here; errors come out as the contract's field errors, never as a 500 or a 422.
+here; errors come out as the contract's field errors, never as a 500 or a 422. Body sizes are
+capped before this, by core.middleware.BodySizeLimit.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from typing import Any, TypeVar, get_origin
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from dovecote.core.errors import FieldError, InvalidInput, PayloadTooLarge
+from dovecote.core.errors import FieldError, InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
-
-MAX_JSON_BODY = 1_048_576  # bytes; messages are at most tens of KB
 
 _CODES = {
     "missing": "required",
@@ -44,12 +43,6 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
-def declared_too_large(request: Request, limit: int = MAX_JSON_BODY) -> bool:
-    """Whether the request announces a body over `limit`: refused before reading a byte."""
-    declared = request.headers.get("content-length", "")
-    return declared.isdigit() and int(declared) > limit
-
-
 def _is_list(model: type[BaseModel] | None, name: str) -> bool:
     field = model.model_fields.get(name) if model else None
     return field is not None and get_origin(field.annotation) is list
@@ -58,8 +51,6 @@ def _is_list(model: type[BaseModel] | None, name: str) -> bool:
 async def read_body_dict(request: Request, model: type[BaseModel] | None = None) -> dict[str, Any]:
     """The body as a dict. Form fields repeat for lists: a list-typed field always gets a list,
     any other field its single value."""
-    if declared_too_large(request):
-        raise PayloadTooLarge(f"The body exceeds {MAX_JSON_BODY} bytes.", code="body_too_large")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
@@ -77,8 +68,6 @@ async def read_body_dict(request: Request, model: type[BaseModel] | None = None)
 
 async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    if len(raw) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"The body exceeds {MAX_JSON_BODY} bytes.", code="body_too_large")
     if not raw.strip():
         return {}
     try:

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     ratelimit_search_ip: str = "50/second;3000/minute"
 
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)
+    # Housekeeping (housekeeping/): see the README, "Housekeeping".
+    housekeeping_interval_seconds: int = Field(3_600, ge=0)  # 0: never in `serve` (use the CLI)
+    housekeeping_batch_size: int = Field(1_000, ge=1)
+    events_retention_seconds: int = Field(7 * 24 * 3600, ge=60)
     max_body_bytes: int = Field(1_048_576, ge=1024)
 
     # argon2 hashes running at once per process (each ~200 ms of a core and 64 MiB).

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from dovecote.core.broker import Broker, Listener
 from dovecote.core.db import Database
 from dovecote.core.settings import Settings
-from dovecote.realtime.broker import Broker
-from dovecote.realtime.hub import Hub
 
 if TYPE_CHECKING:
     from dovecote.core.ratelimit import RateLimiter
@@ -23,7 +22,7 @@ class AppState:
     jwt_secret: bytes
     broker: Broker
     limiter: RateLimiter
-    hub: Hub
+    hub: Listener  # realtime's Hub: the ground floor knows it only as the broker's listener
 
 
 def app_state(request: Request) -> AppState:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Row, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.core.db import dialect_name, upsert
@@ -56,6 +56,23 @@ async def record(
     )
 
 
-async def purge_before(session: AsyncSession, cutoff: datetime) -> int:
-    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
+async def purge_before(session: AsyncSession, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` of the oldest keys created before `cutoff`.
+
+    The cutoff is checked again on the row itself: on PostgreSQL a key reclaimed by a send
+    while this statement waited for its row lock has a new `created_at` and must stay."""
+    oldest = (
+        select(IdempotencyKey.user_id, IdempotencyKey.key)
+        .where(IdempotencyKey.created_at < cutoff)
+        .order_by(IdempotencyKey.created_at)
+        .limit(limit)
+    )
+    result = await session.execute(
+        delete(IdempotencyKey)
+        .where(
+            tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_(oldest),
+            IdempotencyKey.created_at < cutoff,
+        )
+        .execution_options(synchronize_session=False)
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]

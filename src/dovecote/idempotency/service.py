@@ -74,5 +74,6 @@ async def record(
     await repository.record(session, user_id, key, message_id, response)
 
 
-async def purge_expired(session: AsyncSession, ttl: timedelta) -> int:
-    return await repository.purge_before(session, clock.now() - ttl)
+async def purge_expired(session: AsyncSession, ttl: timedelta, limit: int) -> int:
+    """One batch of keys past their TTL (housekeeping calls it until it returns < limit)."""
+    return await repository.purge_before(session, clock.now() - ttl, limit)

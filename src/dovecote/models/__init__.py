@@ -296,7 +296,8 @@ class Event(Base):
     activity_type: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     thread_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     message_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    # Indexed: housekeeping prunes events by age (DOVECOTE_EVENTS_RETENTION_SECONDS).
+    created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False, index=True)
 
 
 class IdempotencyKey(Base):
@@ -312,3 +313,14 @@ class IdempotencyKey(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     response: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False, index=True)
+
+
+class Lease(Base):
+    """Who runs a periodic job on SQLite, where several processes may share one file and no
+    advisory lock exists (core.db.run_alone); PostgreSQL uses an advisory lock instead."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)  # epoch milliseconds

@@ -29,22 +29,21 @@ import asyncpg
 
 from dovecote.auth.principal import STAFF_ROLES
 from dovecote.core.db import Database
-from dovecote.pm.repository import PERSON_COLUMNS
+from dovecote.users.repository import PUBLIC_COLUMNS
 
 DEADLOCK_RETRIES = 3
 
-_PUBLIC = PERSON_COLUMNS  # the users' public columns, as pm.repository reads them
-
 
 def _columns(alias: str, prefix: str) -> str:
-    return ", ".join(f"{alias}.{c} AS {prefix}{c}" for c in _PUBLIC)
+    return ", ".join(f"{alias}.{c.key} AS {prefix}{c.key}" for c in PUBLIC_COLUMNS)
 
 
 # $1 sender id, $2 recipient ids (deduplicated, in the request's order), $3 text, $4 now,
 # $5 staff roles, $6 activity type, $7 sender and recipients sorted ascending.
 SEND = f"""
 WITH sender AS MATERIALIZED (
-    SELECT {", ".join(_PUBLIC)}, role, coalesce(role = ANY($5::text[]), false) AS is_staff
+    SELECT {_columns("users", "")}, role,
+           coalesce(role = ANY($5::text[]), false) AS is_staff
     FROM users WHERE id = $1 AND is_active AND NOT deleted
 ), facts AS MATERIALIZED (
     SELECT w.id, w.ord, t.id AS thread_id,
@@ -152,7 +151,7 @@ class Outcome:
     def user(row: Any, prefix: str) -> dict[str, Any] | None:
         if row[f"{prefix}id"] is None:
             return None
-        return {c: row[prefix + c] for c in _PUBLIC}
+        return {c.key: row[prefix + c.key] for c in PUBLIC_COLUMNS}
 
 
 async def send(

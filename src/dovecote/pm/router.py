@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Query, Request, Response
 
 from dovecote.auth.dependencies import CurrentCaller, CurrentUser
 from dovecote.auth.principal import Caller
-from dovecote.core.deps import AppSettings, ObjectId, Session, UoW
+from dovecote.core.deps import AppSettings, ObjectId, UoW
 from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.pagination import (
@@ -28,10 +28,10 @@ from dovecote.core.routing import Router, unit_of_work
 from dovecote.core.schemas import MAX_ID, Page
 from dovecote.core.state import app_state
 from dovecote.idempotency import service as idempotency
-from dovecote.pm import service
+from dovecote.pm import deleting, reading, sending
+from dovecote.pm.context import Context
 from dovecote.pm.schemas import MessageOut, SendMessageIn, SnippetOut
 from dovecote.uploads.router import file_links
-from dovecote.users import repository as users_repo
 from dovecote.users.schemas import UserOut
 from dovecote.users.service import user_out
 
@@ -52,8 +52,8 @@ _SENT_LINKS: dict[str, Any] = {
 }
 
 
-async def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
-    return service.Context(
+async def _context(request: Request, uow: UoW, settings: AppSettings) -> Context:
+    return Context(
         uow=uow,
         settings=settings,
         publish=app_state(request).broker.publish,
@@ -61,7 +61,7 @@ async def _context(request: Request, uow: UoW, settings: AppSettings) -> service
     )
 
 
-Ctx = Annotated[service.Context, Depends(_context)]
+Ctx = Annotated[Context, Depends(_context)]
 
 
 async def _thread_reads_write(request: Request) -> None:
@@ -102,7 +102,7 @@ async def send(
         raise InvalidInput.field(
             "client_message_id", "mismatch", "client_message_id differs from Idempotency-Key."
         )
-    messages = await service.send_as(ctx, caller, body, key or body.client_message_id)
+    messages = await sending.send_message(ctx, caller, body, key or body.client_message_id)
     return messages if ctx.settings.pm_send_response == "list" else messages[0]
 
 
@@ -145,20 +145,20 @@ async def inbox_or_thread(
 ) -> Page[SnippetOut] | Page[MessageOut]:
     thread_id, other_id = _target(request)
     if thread_id is None and other_id is None:
-        page = await service.inbox(ctx, caller, paging.limit, paging.offset)
+        page = await reading.inbox(ctx, caller, paging.limit, paging.offset)
         return offset_page(request, paging, page.count, page.results)
     return await _thread(request, ctx, caller, paging, thread_id, other_id)
 
 
 async def _thread(
     request: Request,
-    ctx: service.Context,
+    ctx: Context,
     caller: Caller,
     paging: PageParams,
     thread_id: int | None,
     other_id: int | None,
 ) -> Page[MessageOut]:
-    cursor = service.ThreadCursor(
+    cursor = reading.ThreadCursor(
         before_message=_query_id(request, "before_message"),
         from_message=_query_id(request, "from_message"),
     )
@@ -166,11 +166,11 @@ async def _thread(
         raise InvalidInput.field(
             "before_message", "ambiguous", "Give `before_message` or `from_message`, not both."
         )
-    user, found = await service.access_thread_of_caller(
+    user, found = await reading.access_thread_of_caller(
         ctx, caller, thread_id=thread_id, other_id=other_id
     )
     membership, people = (found.membership, found.people) if found else (None, None)
-    page = await service.read_thread(
+    page = await reading.read_thread(
         ctx, user, membership, cursor, paging.limit, paging.offset, people
     )
     keyset: dict[str, Any] = {"offset": None, "limit": paging.limit}
@@ -202,7 +202,7 @@ async def delete_thread(
     thread_id, other_id = _target(request)
     if thread_id is None and other_id is None:
         raise InvalidInput.field("thread", "required", "Name the thread with `thread` or `user`.")
-    await service.delete_thread_for(ctx, user, thread_id=thread_id, other_id=other_id)
+    await deleting.delete_thread_for(ctx, user, thread_id=thread_id, other_id=other_id)
     return Response(status_code=204)
 
 
@@ -214,7 +214,7 @@ async def delete_thread(
 )
 async def search(
     request: Request,
-    session: Session,
+    ctx: Ctx,
     user: CurrentUser,
     paging: Paging,
     limiter: Limiter,
@@ -228,14 +228,7 @@ async def search(
         raise InvalidInput.field("user", "invalid", "`user` may not hold NUL characters.")
     if len(term) > 150:
         raise InvalidInput.field("user", "max_length", "The search term is too long.")
-    count, rows = await users_repo.search_users(
-        session,
-        user.id,
-        term,
-        followers_only=not user.is_staff,
-        limit=paging.limit,
-        offset=paging.offset,
-    )
+    count, rows = await reading.search_people(ctx, user, term, paging.limit, paging.offset)
     return offset_page(request, paging, count, [user_out(r) for r in rows])
 
 
@@ -243,12 +236,12 @@ async def search(
     "/{id:int}/", response_model=MessageOut, responses=errors(400, 401, 404), summary="One message"
 )
 async def read_message(id: ObjectId, ctx: Ctx, user: CurrentUser) -> MessageOut:
-    return await service.read_message(ctx, user, id)
+    return await reading.read_message(ctx, user, id)
 
 
 @router.delete(
     "/{id:int}/", status_code=204, responses=errors(400, 401, 403, 404), summary="Delete a message"
 )
 async def delete_message(id: ObjectId, ctx: Ctx, user: CurrentUser) -> Response:
-    await service.delete_message(ctx, user, id)
+    await deleting.delete_message(ctx, user, id)
     return Response(status_code=204)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, W
 from pydantic_core import PydanticCustomError
 
 from dovecote.core.schemas import ID_SCHEMA, MAX_ID, parse_id
+from dovecote.uploads.schemas import FileOut
 from dovecote.users.schemas import UserOut
 
 
@@ -61,16 +62,6 @@ class SendMessageIn(BaseModel):
         description="Idempotency key (like the Idempotency-Key header): a retried send with "
         "the same id returns the first answer and stores nothing new.",
     )
-
-
-class FileOut(BaseModel):
-    uuid: str
-    filename: str
-    filesize: int
-    mimetype: str
-    duration: float | None
-    url: str
-    thumbnail: str | None
 
 
 class MessageOut(BaseModel):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dovecote.auth.principal import Principal
-from dovecote.realtime.broker import Kick, LiveEvent
+from dovecote.core.broker import Kick, LiveEvent
 
 log = logging.getLogger("dovecote.realtime")
 

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from dovecote.realtime.broker import Kick, Listener, LiveEvent
+from dovecote.core.broker import Kick, Listener, LiveEvent
 
 log = logging.getLogger("dovecote.realtime")
 

@@ -22,6 +22,22 @@ async def stream_position(session: AsyncSession, user_id: int) -> int:
     return int(value or 0)
 
 
+async def kept_after(session: AsyncSession, user_id: int, after: int) -> tuple[int, int | None]:
+    """(the user's newest event id, the oldest event still kept after `after`), read in one
+    statement so both come from the same snapshot."""
+    first = (
+        select(func.min(Event.id))
+        .where(Event.user_id == user_id, Event.id > after)
+        .scalar_subquery()
+    )
+    row = (
+        await session.execute(select(User.last_event_id, first).where(User.id == user_id))
+    ).first()
+    if row is None:
+        return 0, None
+    return int(row[0] or 0), None if row[1] is None else int(row[1])
+
+
 async def events_after(
     session: AsyncSession, user_id: int, after: int, limit: int
 ) -> list[Row[Any]]:

@@ -13,8 +13,9 @@ from dovecote.core.pagination import Absent, NonNegativeInt, absolute_url, query
 from dovecote.core.routing import Router
 from dovecote.core.schemas import Page
 from dovecote.core.state import AppState
-from dovecote.pm import service as pm_service
+from dovecote.pm.context import Context
 from dovecote.realtime import service, socket
+from dovecote.realtime.hub import Hub
 from dovecote.realtime.schemas import InteractionFrame
 from dovecote.uploads.router import file_links
 
@@ -26,23 +27,27 @@ router = Router(tags=["live delivery"])
 socket_router = APIRouter()
 
 
-async def _context(request: Request, uow: UoW, settings: AppSettings) -> pm_service.Context:
+async def _context(request: Request, uow: UoW, settings: AppSettings) -> Context:
     return service.shaping_context(uow, settings, file_links(request))
 
 
 @router.get(
     "/api/v2/pm/events/",
     response_model=Page[InteractionFrame],
-    responses=errors(400, 401),
+    responses=errors(400, 401, 410),
     summary="The caller's live events after a cursor (polling twin of /ws/notify)",
 )
 async def events(
     request: Request,
-    ctx: Annotated[pm_service.Context, Depends(_context)],
+    ctx: Annotated[Context, Depends(_context)],
     user: CurrentUser,
     since: Annotated[
         NonNegativeInt | Absent | None,
-        Query(description="The last event id received; 0 or absent: from the start."),
+        Query(
+            description="The last event id received. Absent: from the oldest event kept. "
+            "410 `cursor_too_old` when events after it are no longer kept: reload, then "
+            "continue from the `event_id` the answer names."
+        ),
     ] = None,
     limit: Annotated[
         NonNegativeInt | Absent | None,
@@ -50,7 +55,7 @@ async def events(
     ] = None,
 ) -> Page[InteractionFrame]:
     del since, limit  # declared for the OpenAPI document; read with the `undefined` rule
-    cursor = query_int(request, "since", minimum=0) or 0
+    cursor = query_int(request, "since", minimum=0)
     size = min(query_int(request, "limit", minimum=0) or DEFAULT_LIMIT, MAX_LIMIT)
     page = await service.events_page(ctx, user, cursor, size)
     next_url = absolute_url(request, since=page.next_since, limit=size) if page.next_since else None
@@ -64,4 +69,7 @@ async def events(
 async def notify(websocket: WebSocket) -> None:
     """`?subscribe-user[&since=EVENT_ID]`, token in the `__<token>` subprotocol."""
     state: AppState = websocket.app.state.dovecote
-    await socket.serve(websocket, state, state.hub)
+    hub = state.hub
+    if not isinstance(hub, Hub):  # app.py builds a Hub; core types it only as a Listener
+        raise TypeError(f"expected the live Hub, got {type(hub).__name__}")
+    await socket.serve(websocket, state, hub)

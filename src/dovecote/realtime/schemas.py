@@ -41,3 +41,22 @@ class InteractionData(BaseModel):
 class InteractionFrame(BaseModel):
     type: Literal["interaction"] = "interaction"
     data: InteractionData
+
+
+class ReloadData(BaseModel):
+    event_id: int = Field(
+        description="Events up to this id were missed and are no longer kept. Reload what the "
+        "user sees (inbox, open threads) over REST; frames continue after this id, which is "
+        "the cursor to keep."
+    )
+    reason: Literal["cursor_too_old"] = "cursor_too_old"
+
+
+class ReloadFrame(BaseModel):
+    """Sent instead of events that housekeeping already removed (DOVECOTE_EVENTS_RETENTION_*)."""
+
+    type: Literal["reload"] = "reload"
+    data: ReloadData
+
+
+LiveFrame = InteractionFrame | ReloadFrame

@@ -2,7 +2,7 @@
 
 A frame is rendered from the database for the user who receives it: the message as in a
 thread page (the same for both sides of a thread), and the snippet and unread count from the
-receiver's own point of view. The shaping itself is pm.service's, so frames and REST agree.
+receiver's own point of view. The shaping itself is pm.shaping's, so frames and REST agree.
 """
 
 from __future__ import annotations
@@ -14,14 +14,22 @@ from sqlalchemy import Row
 
 from dovecote.auth import service as auth_service
 from dovecote.auth.principal import Principal
+from dovecote.core.broker import LiveEvent
 from dovecote.core.db import Database, UnitOfWork
-from dovecote.core.errors import AuthenticationFailed
+from dovecote.core.errors import AuthenticationFailed, CursorTooOld
 from dovecote.core.settings import Settings
 from dovecote.pm import repository as pm_repo
-from dovecote.pm import service as pm_service
+from dovecote.pm.context import Context, FileLinks, no_files
+from dovecote.pm.shaping import message_out, snippet_out
 from dovecote.realtime import repository as repo
-from dovecote.realtime.broker import LiveEvent
-from dovecote.realtime.schemas import InteractionData, InteractionFrame, NotificationObj
+from dovecote.realtime.schemas import (
+    InteractionData,
+    InteractionFrame,
+    LiveFrame,
+    NotificationObj,
+    ReloadData,
+    ReloadFrame,
+)
 from dovecote.users import repository as users_repo
 
 
@@ -30,12 +38,10 @@ async def _no_publish(_events: list[LiveEvent]) -> None:
 
 
 def shaping_context(
-    uow: UnitOfWork, settings: Settings, file_links: pm_service.FileLinks = pm_service.no_files
-) -> pm_service.Context:
+    uow: UnitOfWork, settings: Settings, file_links: FileLinks = no_files
+) -> Context:
     """The pm shaping context frames are rendered with."""
-    return pm_service.Context(
-        uow=uow, settings=settings, publish=_no_publish, file_links=file_links
-    )
+    return Context(uow=uow, settings=settings, publish=_no_publish, file_links=file_links)
 
 
 # --- who may listen --------------------------------------------------------------------------
@@ -74,9 +80,10 @@ async def frames_after(
     user_id: int,
     after: int,
     limit: int,
-    file_links: pm_service.FileLinks = pm_service.no_files,
-) -> list[InteractionFrame]:
-    """Up to `limit` frames for the user's events after `after`, oldest first."""
+    file_links: FileLinks = no_files,
+) -> list[LiveFrame]:
+    """Frames for up to `limit` of the user's events after `after`, oldest first, with a
+    reload frame where kept events do not follow on (see `render_after`)."""
     uow = UnitOfWork(database, write=False)
     try:
         context = shaping_context(uow, settings, file_links)
@@ -86,12 +93,23 @@ async def frames_after(
         await uow.close()
 
 
+def _reload(event_id: int) -> ReloadFrame:
+    return ReloadFrame(data=ReloadData(event_id=event_id))
+
+
 async def render_after(
-    ctx: pm_service.Context, user_id: int, after: int, limit: int
-) -> list[InteractionFrame]:
+    ctx: Context, user_id: int, after: int, limit: int
+) -> list[LiveFrame]:
+    """The user's events after `after` as frames. Event ids are gap-free per user and
+    committed in order, so a kept event that does not follow the one before (or the cursor)
+    means housekeeping removed those between: a reload frame stands in for them. Only an empty
+    page costs a query more, to tell "nothing new" from "everything after the cursor is gone"."""
     session = ctx.uow.session
     rows = await repo.events_after(session, user_id, after, limit)
     if not rows:
+        newest, first_kept = await repo.kept_after(session, user_id, after)
+        if newest > after and (first_kept is None or first_kept > after + 1):
+            return [_reload(newest if first_kept is None else first_kept - 1)]
         return []
     snippets = await pm_repo.snippets_of(session, user_id, {r.thread_id for r in rows})
     named = {user_id}
@@ -99,11 +117,17 @@ async def render_after(
         named.update((row.sender_id, row.user_low_id, row.user_high_id))
     users = await users_repo.get_users(session, {u for u in named if u is not None})
     unread = int(rows[0].unread_threads)
-    return [_frame(ctx, row, user_id, snippets.get(row.thread_id), users, unread) for row in rows]
+    frames: list[LiveFrame] = []
+    for row in rows:
+        if row.event_id != after + 1:
+            frames.append(_reload(row.event_id - 1))
+        frames.append(_frame(ctx, row, user_id, snippets.get(row.thread_id), users, unread))
+        after = row.event_id
+    return frames
 
 
 def _frame(
-    ctx: pm_service.Context,
+    ctx: Context,
     row: Row[Any],
     user_id: int,
     snippet: Row[Any] | None,
@@ -113,7 +137,7 @@ def _frame(
     receiver = None
     if row.group_id is None:
         receiver = row.user_high_id if row.sender_id == row.user_low_id else row.user_low_id
-    message = pm_service.message_out(ctx, row, row.thread_id, users, receiver)
+    message = message_out(ctx, row, row.thread_id, users, receiver)
     if message.status == "deleted":  # gone from every thread: its content goes with it
         message = message.model_copy(update={"message": "", "file": None})
     new = row.activity_type == pm_repo.NEW_MESSAGE
@@ -131,7 +155,7 @@ def _frame(
                 type="private_message" if new else "delete_private_message",
                 active_at=row.event_at,
                 message=message,
-                snippet=pm_service.snippet_out(ctx, snippet, user_id, users) if snippet else None,
+                snippet=snippet_out(ctx, snippet, users) if snippet else None,
             ),
         )
     )
@@ -148,13 +172,30 @@ class EventsPage:
 
 
 async def events_page(
-    ctx: pm_service.Context, user: Principal, since: int, limit: int
+    ctx: Context, user: Principal, since: int | None, limit: int
 ) -> EventsPage:
+    """A page of events after `since`. A cursor older than what is kept is refused
+    (CursorTooOld: reload, then continue from the id it names); without a cursor the page
+    starts at the oldest event kept."""
     position = await repo.stream_position(ctx.uow.session, user.id)
-    frames = await render_after(ctx, user.id, since, limit)
-    last = frames[-1].data.event_id if frames else since
+    cursor = since or 0
+    frames = await render_after(ctx, user.id, cursor, limit)
+    if frames and isinstance(frames[0], ReloadFrame):
+        if since is not None:
+            raise CursorTooOld(
+                f"Events after {since} are no longer kept: reload, then continue with "
+                f"since={frames[0].data.event_id}.",
+                event_id=frames[0].data.event_id,
+            )
+        cursor = frames.pop(0).data.event_id
+    results: list[InteractionFrame] = []
+    for frame in frames:  # a page stops before a later gap; the next one reports it
+        if not isinstance(frame, InteractionFrame):
+            break
+        results.append(frame)
+    last = results[-1].data.event_id if results else cursor
     return EventsPage(
-        count=max(0, position - since),
-        results=frames,
-        next_since=last if frames and last < position else None,
+        count=max(0, position - cursor),
+        results=results,
+        next_since=last if last < position and (results or last > (since or 0)) else None,
     )

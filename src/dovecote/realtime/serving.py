@@ -4,6 +4,12 @@ uvicorn's own shutdown closes every WebSocket with 1012 before the application's
 shutdown runs, so the application cannot say goodbye first. `GracefulServer` closes this
 process's live sockets with 1001 (after which clients reconnect elsewhere, with `since`)
 before handing over to uvicorn's shutdown.
+
+With several workers, uvicorn's supervisor starts each worker with the `spawn` method and the
+worker builds its server from `multiprocess.Process.server`. Rebinding a module name in the
+supervisor does not reach a spawned worker; a Process subclass does, because the worker
+unpickles it by reference to this module. tests/test_serving.py checks these uvicorn internals
+and the behaviour end to end, so an upgrade that moves them fails loudly.
 """
 
 from __future__ import annotations
@@ -25,11 +31,25 @@ class GracefulServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class GracefulProcess(multiprocess.Process):
+    """A worker process whose server is a GracefulServer."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = GracefulServer(config=self.config)
+        return self._server
+
+
+def use_graceful_workers() -> None:
+    """Make the supervisor build (and rebuild, on restarts) its workers as GracefulProcess."""
+    multiprocess.Process = GracefulProcess  # type: ignore[misc]
+
+
 def run(config: uvicorn.Config) -> None:
     """What `uvicorn.run` does for one process or several workers, with GracefulServer."""
     if config.workers > 1:
-        # Each worker process builds its server from this module's `Server` name.
-        multiprocess.Server = GracefulServer  # type: ignore[attr-defined]
+        use_graceful_workers()
         multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
         GracefulServer(config).run()

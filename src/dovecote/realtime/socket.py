@@ -201,7 +201,8 @@ class LiveSocket:
                 last = await self._pump(last)
 
     async def _pump(self, last: int) -> int:
-        """Send every event after `last`, page by page; returns the new last id."""
+        """Send every event after `last`, page by page; returns the new last id. Where events
+        were already removed by housekeeping, a `reload` frame stands in for them."""
         page = self.settings.ws_replay_page
         while True:
             async with self.hub.db_gate:

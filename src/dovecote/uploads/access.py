@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.auth.principal import Principal
 from dovecote.core import clock
-from dovecote.core.db import Database
+from dovecote.core.db import Database, standalone_unit
 from dovecote.core.errors import InvalidInput, NotFound
 from dovecote.core.settings import Settings
 from dovecote.uploads import repository as repo
@@ -156,13 +156,17 @@ async def collect_garbage(session: AsyncSession, settings: Settings) -> Garbage:
 
 
 async def cleanup(database: Database, settings: Settings, storage: Storage) -> int:
-    """Remove every expired or released file, in committed batches; returns how many."""
+    """Remove every expired or released file, in batches, each its own unit of work; returns
+    how many. The bytes go after the commit: a rolled-back batch keeps its files."""
     total = 0
     while True:
-        async with database.write_sessions() as session:
-            garbage = await collect_garbage(session, settings)
-            await session.commit()
-        await storage.delete(garbage.keys)  # after the commit: a rolled-back batch keeps its bytes
+        async with standalone_unit(database) as uow:
+            garbage = await collect_garbage(uow.session, settings)
+
+            async def drop(keys: list[str] = garbage.keys) -> None:
+                await storage.delete(keys)
+
+            uow.after_commit(drop)
         total += garbage.files
         if not garbage.more:
             return total

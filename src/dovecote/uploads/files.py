@@ -16,7 +16,7 @@ import filetype
 
 from dovecote.core import clock
 from dovecote.core.settings import Settings
-from dovecote.pm.schemas import FileOut
+from dovecote.uploads.schemas import FileOut
 
 MAX_FILENAME = 200
 INLINE_KINDS = frozenset({"image", "video", "audio"})

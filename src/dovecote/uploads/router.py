@@ -12,18 +12,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 from python_multipart.exceptions import FormParserError
 from starlette.datastructures import FormData, UploadFile
-from starlette.types import Message, Receive
 
-from dovecote.auth import service as auth_service
-from dovecote.auth.dependencies import CurrentUser
-from dovecote.auth.principal import Principal
-from dovecote.core.deps import AppSettings, Session, UoW
+from dovecote.auth.dependencies import Credentials, CurrentUser, current_user
+from dovecote.core.deps import AppSettings, UoW
 from dovecote.core.errors import (
-    AuthenticationFailed,
     InvalidInput,
-    NotAuthenticated,
     NotFound,
-    PayloadTooLarge,
     RangeNotSatisfiable,
 )
 from dovecote.core.handlers import render
@@ -32,7 +26,6 @@ from dovecote.core.ratelimit import Limiter, client_ip
 from dovecote.core.requests import field_errors, read_body_dict
 from dovecote.core.routing import Router
 from dovecote.core.state import app_state
-from dovecote.pm.schemas import FileOut
 from dovecote.uploads import access, service, thumbnails
 from dovecote.uploads.files import Linker, content_disposition
 from dovecote.uploads.schemas import (
@@ -41,6 +34,7 @@ from dovecote.uploads.schemas import (
     UUID_PATTERN,
     ChunkIn,
     ChunkOut,
+    FileOut,
     FinishIn,
     ThumbnailIn,
     ThumbnailOut,
@@ -52,8 +46,6 @@ from dovecote.uploads.storage import PIECE, Storage, StorageMissing, create_stor
 router = Router(prefix="/api/v2/pm", tags=["attachments"])
 M = TypeVar("M", bound=BaseModel)
 
-FORM_SLACK = 1024 * 1024  # bytes of multipart framing and fields beside the file
-FINISH_LIMIT = 64 * 1024
 SANDBOX = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 
@@ -71,7 +63,7 @@ def linker(request: Request) -> Linker:
 
 
 def file_links(request: Request) -> Callable[[Any], FileOut | None]:
-    """For pm.service.Context.file_links: the file object of a message row, freshly signed."""
+    """For pm.context.Context.file_links: the file object of a message row, freshly signed."""
     return linker(request).file_out
 
 
@@ -82,38 +74,7 @@ async def _context(request: Request, uow: UoW, settings: AppSettings) -> service
 Ctx = Annotated[service.Context, Depends(_context)]
 
 
-async def _bearer(request: Request, session: Session) -> Principal:
-    header = request.headers.get("authorization")
-    if not header:
-        raise NotAuthenticated()
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
-    return await auth_service.authenticate(session, app_state(request).jwt_secret, token.strip())
-
-
 # --- reading the request ---------------------------------------------------------------------
-
-
-def _limited(receive: Receive, limit: int) -> Receive:
-    seen = 0
-
-    async def counted() -> Message:
-        nonlocal seen
-        message = await receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            raise PayloadTooLarge(f"The request exceeds {limit} bytes.", code="body_too_large")
-        return message
-
-    return counted
-
-
-def _bounded(request: Request, limit: int) -> Request:
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request exceeds {limit} bytes.", code="body_too_large")
-    return Request(request.scope, _limited(request.receive, limit))
 
 
 @contextmanager
@@ -127,12 +88,13 @@ def _malformed_is_400() -> Iterator[None]:
         ) from exc
 
 
-async def _multipart(request: Request, limit: int) -> FormData:
+async def _multipart(request: Request) -> FormData:
+    """The upload's form; its size was capped by core.middleware.BodySizeLimit."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "multipart/form-data":
         raise InvalidInput.field("file", "required", "Send the file as multipart/form-data.")
     with _malformed_is_400():
-        return await _bounded(request, limit).form(max_files=1, max_fields=64)
+        return await request.form(max_files=1, max_fields=64)
 
 
 def _validate(model: type[M], data: dict[str, Any]) -> M:
@@ -195,9 +157,9 @@ async def upload(
     await limiter.check("upload", user=user.id, ip=client_ip(request))
     if "done" in request.query_params:
         with _malformed_is_400():
-            data = await read_body_dict(_bounded(request, FINISH_LIMIT))
+            data = await read_body_dict(request)
         return await service.finish_upload(ctx, user, _validate(FinishIn, data))
-    form = await _multipart(request, ctx.settings.upload_max_file_size + FORM_SLACK)
+    form = await _multipart(request)
     try:
         fields = _fields(form)
         if "parentuuid" in fields:
@@ -296,17 +258,19 @@ async def _respond(
 )
 async def fetch(
     request: Request,
-    session: Session,
+    uow: UoW,
     settings: AppSettings,
+    credentials: Credentials,
     uuid: Annotated[str, Path(max_length=MAX_UUID, pattern=UUID_PATTERN)],
     exp: str | None = None,
     sig: str | None = None,
 ) -> Response:
+    session = uow.session
     if exp is not None and sig is not None:
         stored = await access.access_by_link(session, settings, linker(request), uuid, exp, sig)
         signed = True
-    else:
-        user = await _bearer(request, session)
+    else:  # no link: the bearer token decides, read as every other endpoint reads it
+        user = await current_user(request, uow, credentials)
         stored = await access.access_file(session, settings, user, uuid)
         signed = False
     return await _respond(request, storage_of(request), stored, signed)

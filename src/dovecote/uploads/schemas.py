@@ -95,6 +95,18 @@ class ThumbnailIn(_Form):
     md5: Md5 = None
 
 
+class FileOut(BaseModel):
+    """A file as a message carries it (SPEC §3.1)."""
+
+    uuid: str
+    filename: str
+    filesize: int
+    mimetype: str
+    duration: float | None
+    url: str
+    thumbnail: str | None
+
+
 class UploadedOut(BaseModel):
     file_url: str = Field(description="A signed link to the bytes, valid for a few hours.")
     file_uuid: str

@@ -125,31 +125,54 @@ async def receive_whole(
     return uuid, key, written
 
 
+async def record_whole_file(
+    ctx: Context,
+    user: Principal,
+    stored: tuple[str, str, Written],
+    *,
+    filename: str,
+    mimetype: str,
+    duration: float | None = None,
+    parent_id: int | None = None,
+) -> None:
+    """The row of a file that arrived whole (a file or a thumbnail): finished at once."""
+    uuid, key, written = stored
+    now = clock.now()
+    await repo.insert_file(
+        ctx.uow.session,
+        uuid=uuid,
+        owner_id=user.id,
+        parent_id=parent_id,
+        filename=filename,
+        mimetype=mimetype,
+        filesize=written.size,
+        duration=duration,
+        storage_key=key,
+        total_parts=1,
+        parts_received=1,
+        finished=True,
+        attached=False,
+        md5=written.md5,
+        created_at=now,
+        finished_at=now,
+    )
+
+
 async def upload_file(
     ctx: Context, user: Principal, form: WholeFileIn, incoming: Incoming
 ) -> UploadedOut:
     """A file in one request: finished at once."""
-    uuid, key, written = await receive_whole(ctx, form.totalfilesize, incoming)
+    stored = uuid, key, written = await receive_whole(ctx, form.totalfilesize, incoming)
     async with discard_on_error(ctx.storage, key):
         check_md5(form.md5, written)
         await _check_pending(ctx, user)
-        now = clock.now()
-        await repo.insert_file(
-            ctx.uow.session,
-            uuid=uuid,
-            owner_id=user.id,
+        await record_whole_file(
+            ctx,
+            user,
+            stored,
             filename=clean_filename(form.filename or incoming.filename),
             mimetype=detect_mimetype(written.head),
-            filesize=written.size,
             duration=form.duration,
-            storage_key=key,
-            total_parts=1,
-            parts_received=1,
-            finished=True,
-            attached=False,
-            md5=written.md5,
-            created_at=now,
-            finished_at=now,
         )
     return UploadedOut(file_url=ctx.links.link(uuid), file_uuid=uuid)
 

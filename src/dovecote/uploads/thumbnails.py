@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import Row
 
 from dovecote.auth.principal import Principal
-from dovecote.core import clock
 from dovecote.core.errors import InvalidInput
 from dovecote.uploads import repository as repo
 from dovecote.uploads.files import clean_filename, detect_mimetype
@@ -22,6 +21,7 @@ from dovecote.uploads.service import (
     check_md5,
     discard_on_error,
     receive_whole,
+    record_whole_file,
     unknown_upload,
 )
 
@@ -30,7 +30,7 @@ async def upload_thumbnail(
     ctx: Context, user: Principal, form: ThumbnailIn, incoming: Incoming
 ) -> ThumbnailOut:
     """An image standing for an uploaded file; a new one replaces the previous one."""
-    uuid, key, written = await receive_whole(ctx, form.totalfilesize, incoming)
+    stored = uuid, key, written = await receive_whole(ctx, form.totalfilesize, incoming)
     async with discard_on_error(ctx.storage, key):
         parent = await _thumbnail_parent(ctx, user, form.parentuuid)
         check_md5(form.md5, written)
@@ -38,23 +38,13 @@ async def upload_thumbnail(
         if not mimetype.startswith("image/"):
             raise InvalidInput.field("file", "not_an_image", "A thumbnail must be an image.")
         await _replace_thumbnails(ctx, parent.id)
-        now = clock.now()
-        await repo.insert_file(
-            ctx.uow.session,
-            uuid=uuid,
-            owner_id=user.id,
-            parent_id=parent.id,
+        await record_whole_file(
+            ctx,
+            user,
+            stored,
             filename=clean_filename(form.filename or incoming.filename, "thumbnail"),
             mimetype=mimetype,
-            filesize=written.size,
-            storage_key=key,
-            total_parts=1,
-            parts_received=1,
-            finished=True,
-            attached=False,
-            md5=written.md5,
-            created_at=now,
-            finished_at=now,
+            parent_id=parent.id,
         )
     return ThumbnailOut(file_url=ctx.links.link(uuid), file_uuid=uuid, parent_file_uuid=parent.uuid)
 

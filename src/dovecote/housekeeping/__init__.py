@@ -1,0 +1,1 @@
+"""Housekeeping: pruning what is kept only for a while (idempotency keys, live events)."""

@@ -1,0 +1,133 @@
+"""SQL of deleting: a message for everyone, a thread for one member."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Row,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dovecote.models import Message, ThreadMember, ThreadMessage
+from dovecote.pm.repository.pages import visible_message
+
+# --- deleting --------------------------------------------------------------------------------
+
+
+async def message_for_delete(session: AsyncSession, message_id: int) -> Row[Any] | None:
+    """The message, locked until commit: two deletes of one message run one after the other,
+    and the second sees the status the first left."""
+    query = (
+        select(Message.id, Message.sender_id, Message.status, Message.created_at)
+        .where(Message.id == message_id)
+        .with_for_update()
+    )
+    return (await session.execute(query)).first()
+
+
+async def message_threads(session: AsyncSession, message_id: int) -> list[tuple[int, int]]:
+    """(thread_id, user_id) of every member of every thread listing the message, locked (in
+    key order, as sends lock them) so that the state recomputed from the threads' messages
+    next includes every send that got there first."""
+    rows = await session.execute(
+        select(ThreadMember.thread_id, ThreadMember.user_id)
+        .join(ThreadMessage, ThreadMessage.thread_id == ThreadMember.thread_id)
+        .where(ThreadMessage.message_id == message_id)
+        .order_by(ThreadMember.thread_id, ThreadMember.user_id)
+        .with_for_update(of=ThreadMember)
+    )
+    return [(r.thread_id, r.user_id) for r in rows]
+
+
+async def is_participant(session: AsyncSession, user_id: int, message_id: int) -> bool:
+    return await visible_message(session, user_id, message_id) is not None
+
+
+async def hide_message(session: AsyncSession, message_id: int) -> None:
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(status="hidden", body="", file_id=None)
+    )
+
+
+async def unlist_message(
+    session: AsyncSession, message_id: int, thread_ids: Sequence[int]
+) -> dict[int, int]:
+    """Mark a message deleted, take it out of its threads and recompute the members' state.
+
+    Returns inbox count changes (-1 for each member whose thread became empty for them)."""
+    await session.execute(update(Message).where(Message.id == message_id).values(status="deleted"))
+    await session.execute(delete(ThreadMessage).where(ThreadMessage.message_id == message_id))
+    before = await session.execute(
+        select(ThreadMember.user_id, ThreadMember.thread_id).where(
+            ThreadMember.thread_id.in_(thread_ids),
+            ThreadMember.cleared_before_id < message_id,
+        )
+    )
+    counted = [(r.thread_id, r.user_id) for r in before]
+    latest = (
+        select(ThreadMessage.message_id)
+        .where(ThreadMessage.thread_id == ThreadMember.thread_id)
+        .order_by(ThreadMessage.message_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    latest_incoming = (
+        select(ThreadMessage.message_id)
+        .join(Message, Message.id == ThreadMessage.message_id)
+        .where(
+            ThreadMessage.thread_id == ThreadMember.thread_id,
+            Message.sender_id != ThreadMember.user_id,
+        )
+        .order_by(ThreadMessage.message_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(ThreadMember)
+        .where(ThreadMember.thread_id.in_(thread_ids))
+        .values(
+            last_message_id=func.coalesce(latest, 0),
+            last_incoming_id=func.coalesce(latest_incoming, 0),
+            message_count=ThreadMember.message_count
+            - case((ThreadMember.cleared_before_id < message_id, 1), else_=0),
+        )
+    )
+    now_hidden = await session.execute(
+        select(ThreadMember.user_id, ThreadMember.thread_id).where(
+            ThreadMember.thread_id.in_(thread_ids),
+            ThreadMember.last_message_id <= ThreadMember.cleared_before_id,
+        )
+    )
+    delta: dict[int, int] = {}
+    gone = {(r.thread_id, r.user_id) for r in now_hidden}
+    for thread_id, user_id in counted:
+        if (thread_id, user_id) in gone:
+            delta[user_id] = delta.get(user_id, 0) - 1
+    return delta
+
+
+async def clear_thread(session: AsyncSession, thread_id: int, user_id: int) -> None:
+    await session.execute(
+        update(ThreadMember)
+        .where(ThreadMember.thread_id == thread_id, ThreadMember.user_id == user_id)
+        .values(
+            cleared_before_id=ThreadMember.last_message_id,
+            last_read_id=case(
+                (
+                    ThreadMember.last_read_id > ThreadMember.last_message_id,
+                    ThreadMember.last_read_id,
+                ),
+                else_=ThreadMember.last_message_id,
+            ),
+            message_count=0,
+        )
+    )
