@@ -141,7 +141,20 @@ MATRIX: list[Probe] = [
         same(403),
         body=lambda s: {"username": "newcomer"},
     ),
+    Probe(
+        "GET",
+        "/api/v2/user/{id}/settings/",
+        lambda s: f"/api/v2/user/{s.owner.id}/settings/",
+        {"owner": 200, "participant": 404, "stranger": 404},
+    ),
     # Writes last: they change the scene.
+    Probe(
+        "PATCH",
+        "/api/v2/user/{id}/settings/",
+        lambda s: f"/api/v2/user/{s.owner.id}/settings/",
+        {"owner": 200, "participant": 404, "stranger": 404},
+        body=lambda s: {"qa_frequency": 0},
+    ),
     Probe(
         "DELETE",
         "/api/v2/pm/{id}/",
@@ -194,6 +207,30 @@ MATRIX: list[Probe] = [
         body=lambda s: {"token": "not-a-jwt"},
     ),
     Probe("GET", "/healthz", lambda s: "/healthz", same(200), public=True),
+    # What react-core reads before sign-in (a token, even a bad one, does not matter).
+    Probe(
+        "GET",
+        "/api/v2/dynamic_preference/",
+        lambda s: "/api/v2/dynamic_preference/",
+        same(200),
+        public=True,
+    ),
+    Probe(
+        "GET",
+        "/api/v2/dynamic_preference/search/",
+        lambda s: "/api/v2/dynamic_preference/search/?keys=text.application_name",
+        same(200),
+        public=True,
+    ),
+    Probe(
+        "GET",
+        "/api/v2/dynamic_preference/{id}/",
+        lambda s: "/api/v2/dynamic_preference/1/",
+        same(200),
+        public=True,
+    ),
+    Probe("GET", "/api/v2/feature/", lambda s: "/api/v2/feature/", same(200), public=True),
+    Probe("GET", "/web-config.json", lambda s: "/web-config.json", same(200), public=True),
     Probe("GET", "/readyz", lambda s: "/readyz", same(200), public=True),
 ]
 

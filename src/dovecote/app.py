@@ -14,7 +14,9 @@ from sqlalchemy import text
 
 from dovecote import __version__
 from dovecote.auth.router import router as auth_router
-from dovecote.core import handlers, openapi
+from dovecote.community import service as community
+from dovecote.community.router import router as community_router
+from dovecote.core import cors, handlers, openapi
 from dovecote.core.broker import Broker, LocalBroker
 from dovecote.core.db import create_database
 from dovecote.core.handlers import error_body
@@ -31,7 +33,9 @@ from dovecote.realtime.router import socket_router as realtime_socket_router
 from dovecote.uploads.access import start_cleanup
 from dovecote.uploads.router import router as uploads_router
 from dovecote.uploads.storage import create_storage
+from dovecote.user_settings.router import router as user_settings_router
 from dovecote.users.router import router as users_router
+from dovecote.webapp import router as webapp
 
 log = logging.getLogger("dovecote")
 
@@ -44,6 +48,7 @@ SelfCommunity's private-message API v2. Authenticate with `Authorization: Bearer
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     secret = settings.jwt_secret_bytes()  # refuse to start with a bad secret, before serving
+    community.check_overrides(settings)  # and with preferences the clients would not read
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,13 +88,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     handlers.install(app)
     app.add_middleware(BodySizeLimit, settings=settings)
+    cors.install(app, settings)  # outermost: error answers carry the CORS headers too
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(user_settings_router)
+    app.include_router(community_router)
     app.include_router(uploads_router)  # before pm: its /api/v2/pm/{id}/ would shadow ours
     app.include_router(realtime_router)  # before pm's: /api/v2/pm/events/ is not /{id}/
     app.include_router(realtime_socket_router)
     app.include_router(pm_router)
     _health(app)
+    webapp.install(app, settings)  # last: the page's routes never shadow the API's
     openapi.install(app)
     return app
 

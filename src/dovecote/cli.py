@@ -6,7 +6,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -34,6 +36,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(clients_app, name="clients")
 uploads_app = typer.Typer(help="Manage uploaded files.", no_args_is_help=True)
 app.add_typer(uploads_app, name="uploads")
+db_app = typer.Typer(help="Move the database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -91,14 +95,27 @@ def serve(
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
 ) -> None:
     """Apply pending migrations, then serve the API."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    with _ops(lambda: _serving_lock(settings.effective_database_url)):
+        _migrate(settings.effective_database_url)
+        _secret()  # generated here once, before the workers read it
+        _serve(host, port, workers)
+
+
+def _serving_lock(url: str) -> AbstractContextManager[object]:
+    """On SQLite, a lock that `db port` and `restore` respect while the server runs."""
+    from dovecote.ops import sqlite_files
+
+    database = sqlite_files.sqlite_path(url)
+    return nullcontext() if database is None else sqlite_files.ServingLock(database)
+
+
+def _serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from dovecote.realtime import serving
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = get_settings()
-    _migrate(settings.effective_database_url)
-    _secret()  # generated here once, before the workers read it
     config = uvicorn.Config(
         "dovecote.app:create_app",
         factory=True,
@@ -265,3 +282,90 @@ def housekeeping() -> None:
         typer.echo("another process is running housekeeping now; nothing done")
         return
     typer.echo(f"removed {removed.idempotency_keys} idempotency keys and {removed.events} events")
+
+
+@db_app.command("port")
+def db_port(
+    to: Annotated[str, typer.Option("--to", help="The empty PostgreSQL database to fill.")],
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="SQLite database (URL or file); default: the configured."),
+    ] = None,
+) -> None:
+    """Copy a stopped SQLite deployment into an empty PostgreSQL database, then verify it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from dovecote.ops import port, sqlite_files
+    from dovecote.ops.errors import Refused
+
+    settings = get_settings()
+    columns = (
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+
+    async def main() -> port.PortReport:
+        path = sqlite_files.sqlite_path(source or settings.effective_database_url)
+        if path is None:
+            raise Refused("the source must be a SQLite database (pass --from PATH or a sqlite URL)")
+        return await port.port(path, to, Progress(*columns, console=err))
+
+    report = _ops(lambda: asyncio.run(main()))
+    target = port.postgres_url(to).render_as_string(hide_password=True)
+    rate = report.rows / report.copy_seconds if report.copy_seconds else 0.0
+    typer.echo(
+        f"ported {report.rows:,} rows in {len(report.tables)} tables to {target} "
+        f"(copy {report.copy_seconds:.1f} s, {rate:,.0f} rows/s; "
+        f"verified {report.verify_seconds:.1f} s)"
+    )
+    typer.echo(
+        "Row counts match and the schema's invariants hold. Uploads were not copied: they stay in "
+        f"{settings.effective_media_dir.resolve()}.\n"
+        f"Run the new deployment with DOVECOTE_DATABASE_URL={target} and the same "
+        f"DOVECOTE_DATA_DIR ({settings.data_dir.resolve()}: uploads and jwt_secret), or set "
+        "DOVECOTE_MEDIA_DIR to the uploads and keep DOVECOTE_JWT_SECRET, so tokens and file "
+        "links stay valid. Do not start the SQLite deployment again."
+    )
+
+
+@app.command("backup")
+def backup_command(
+    directory: Annotated[Path, typer.Argument(help="A new or empty directory.")],
+) -> None:
+    """Back up a SQLite deployment while it serves: the database, uploads and a manifest."""
+    from dovecote.ops import backup
+
+    outcome = _ops(lambda: backup.backup(get_settings(), directory))
+    manifest = outcome.manifest
+    files = len(manifest["uploads"]["files"]) if manifest.get("uploads") else 0
+    typer.echo(
+        f"backed up the database (schema {manifest['schema_revision']}) and {files} uploaded "
+        f"files to {directory} at {manifest['created_at']}"
+    )
+    if outcome.note:
+        typer.echo(f"note: {outcome.note}")
+
+
+@app.command("restore")
+def restore_command(
+    directory: Annotated[Path, typer.Argument(help="A directory made by `dovecote backup`.")],
+    force: Annotated[bool, typer.Option(help="Replace live data that is not empty.")] = False,
+) -> None:
+    """Restore a backup into the configured (stopped) SQLite deployment."""
+    from dovecote.ops import backup
+
+    outcome = _ops(lambda: backup.restore(get_settings(), directory, force=force))
+    typer.echo(f"restored the backup of {outcome.manifest['created_at']} from {directory}")
+    if outcome.note:
+        typer.echo(f"note: {outcome.note}")
+
+
+def _ops(work: Callable[[], T]) -> T:
+    """Run an operations command; a refusal is one line on stderr and exit status 1."""
+    try:
+        return work()
+    except DovecoteError as exc:
+        err.print(f"[red]error:[/red] {_describe(exc)}", soft_wrap=True)
+        raise typer.Exit(1) from exc

@@ -23,8 +23,11 @@ class LiveEvent:
     activity_type: int
     thread_id: int
     message_id: int
+    # The sender's own event of a send made with `X-Dovecote-Connection`: the socket opened
+    # with that id does not get the frame (its page shows the send's answer already).
+    from_connection: str | None = None
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | str | None]:
         return asdict(self)
 
 

@@ -8,6 +8,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,6 +86,11 @@ class Settings(BaseSettings):
     ws_replay_page: int = Field(100, ge=1, le=1000)
     live_channel: str = "dovecote:live"  # the Redis pub/sub channel of live nudges
 
+    # The web page and embedding sites (community/, user_settings/, core/cors.py): see the
+    # README, "The web page and other origins".
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
+    preferences: dict[str, str | int | bool] = Field(default_factory=dict)  # JSON overrides
+
     db_pool_size: int = Field(10, ge=1)
     db_timeout_seconds: float = Field(5.0, gt=0)
 
@@ -92,6 +98,31 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or parts.username is not None
+            ):
+                raise ValueError(
+                    f"DOVECOTE_CORS_ORIGINS: {origin!r} is not an origin "
+                    "(scheme://host[:port], no path; '*' is not accepted)."
+                )
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The configured origins, normalised the way browsers send them (lower case, no
+        trailing slash)."""
+        return [origin.lower() for origin in _split_origins(self.cors_origins)]
 
     @property
     def effective_database_url(self) -> str:
@@ -119,6 +150,10 @@ class Settings(BaseSettings):
                 f"it is {len(secret)}."
             )
         return secret
+
+
+def _split_origins(value: str) -> list[str]:
+    return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
 
 
 def _load_or_create_secret(path: Path) -> bytes:

@@ -324,3 +324,30 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64), nullable=False)
     expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)  # epoch milliseconds
+
+
+class UserSettings(Base):
+    """A member's notification settings (SelfCommunity's UserSettings). No row: the defaults
+    (user_settings/schemas.py). Dovecote itself sends no mail or push; clients read these."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    qa_frequency: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    email_notification_not_qa: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    mobile_notifications_scmty: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    show_toast_notifications: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    toast_notifications_emit_sound: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("qa_frequency IN (-1, 0, 1)", name="qa_frequency"),
+        CheckConstraint("email_notification_not_qa IN (0, 1)", name="email_notification_not_qa"),
+        CheckConstraint("mobile_notifications_scmty IN (0, 1)", name="mobile_notifications_scmty"),
+        CheckConstraint("show_toast_notifications IN (0, 1)", name="show_toast_notifications"),
+        CheckConstraint(
+            "toast_notifications_emit_sound IN (0, 1)", name="toast_notifications_emit_sound"
+        ),
+    )

@@ -28,15 +28,27 @@ class Context:
     settings: Settings
     publish: Callable[[list[LiveEvent]], Any]
     file_links: FileLinks = no_files
+    # The page (X-Dovecote-Connection) a send comes from: its socket skips the sender's frame.
+    from_connection: str | None = None
 
 
 def publish_after_commit(
-    ctx: Context, activity_type: int, message_id: int, stamped: Sequence[tuple[int, int, int]]
+    ctx: Context,
+    activity_type: int,
+    message_id: int,
+    stamped: Sequence[tuple[int, int, int]],
+    sent_by: int | None = None,
 ) -> None:
-    """Queue the live events of (user, event id, thread) triples until the commit."""
+    """Queue the live events of (user, event id, thread) triples until the commit; the
+    sender's event names the connection the send came from, so that socket skips it."""
     events = [
         LiveEvent(
-            user_id=u, event_id=e, activity_type=activity_type, thread_id=t, message_id=message_id
+            user_id=u,
+            event_id=e,
+            activity_type=activity_type,
+            thread_id=t,
+            message_id=message_id,
+            from_connection=ctx.from_connection if u == sent_by else None,
         )
         for u, e, t in stamped
     ]

@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Query, Request, Response
 
 from dovecote.auth.dependencies import CurrentCaller, CurrentUser
 from dovecote.auth.principal import Caller
+from dovecote.core import web_client
 from dovecote.core.deps import AppSettings, ObjectId, UoW
 from dovecote.core.errors import InvalidInput
 from dovecote.core.openapi import body_of, errors
@@ -27,6 +28,7 @@ from dovecote.core.requests import read_body
 from dovecote.core.routing import Router, unit_of_work
 from dovecote.core.schemas import MAX_ID, Page
 from dovecote.core.state import app_state
+from dovecote.core.web_client import CONNECTION_HEADER
 from dovecote.idempotency import service as idempotency
 from dovecote.pm import deleting, reading, sending
 from dovecote.pm.context import Context
@@ -58,6 +60,7 @@ async def _context(request: Request, uow: UoW, settings: AppSettings) -> Context
         settings=settings,
         publish=app_state(request).broker.publish,
         file_links=file_links(request),
+        from_connection=web_client.connection_id(request.headers.get(CONNECTION_HEADER)),
     )
 
 
@@ -94,7 +97,25 @@ async def send(
             "first answer (201) and stores nothing new; reusing it for another body is a 422.",
         ),
     ] = None,
+    x_dovecote_send_response: Annotated[
+        str | None,
+        Header(
+            max_length=20,
+            description="`list`: answer with a list, one element per recipient (what react-ui "
+            "reads); `object`: the seed's single object. Absent: DOVECOTE_PM_SEND_RESPONSE.",
+        ),
+    ] = None,
+    x_dovecote_connection: Annotated[
+        str | None,
+        Header(
+            max_length=64,
+            description="The sending page's connection id: the live socket opened with the "
+            "same id does not get this message's frame (the other sockets do).",
+        ),
+    ] = None,
 ) -> MessageOut | list[MessageOut]:
+    del x_dovecote_connection  # read by the context, declared here for the document
+    shape = web_client.send_response(x_dovecote_send_response) or ctx.settings.pm_send_response
     await limiter.check("send", user=caller.user_id, ip=client_ip(request))
     body = await read_body(request, SendMessageIn)
     key = idempotency.checked_key(idempotency_key)
@@ -103,7 +124,7 @@ async def send(
             "client_message_id", "mismatch", "client_message_id differs from Idempotency-Key."
         )
     messages = await sending.send_message(ctx, caller, body, key or body.client_message_id)
-    return messages if ctx.settings.pm_send_response == "list" else messages[0]
+    return messages if shape == "list" else messages[0]
 
 
 def _query_id(request: Request, name: str) -> int | None:

@@ -100,7 +100,7 @@ async def _send_in_one_statement(
     message_id = outcome.message_id
     stamped = [(caller.user_id, r["sender_event_id"], r["thread_id"]) for r in outcome.rows]
     stamped += [(r["recipient_id"], r["recipient_event_id"], r["thread_id"]) for r in outcome.rows]
-    publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
+    publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped, sent_by=caller.user_id)
     row = SentMessage(message_id, caller.user_id, text, "created", now, None)
     users = {caller.user_id: outcome.user(outcome.rows[0], "s_")}
     users.update({r["recipient_id"]: outcome.user(r, "r_") for r in outcome.rows})
@@ -139,7 +139,7 @@ async def _send_general(ctx: Context, sender: Principal, body: SendMessageIn) ->
     stamped = await repo.append_events(
         session, repo.NEW_MESSAGE, message_id, deliveries, revealed, now
     )
-    publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped)
+    publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped, sent_by=sender.id)
 
     users = await users_repo.get_users(session, [sender.id, *recipients])
     row = SentMessage.written(message_id, sender.id, text, now, attachment)

@@ -40,10 +40,25 @@ class LiveConnection:
     close_code: int | None = None
     close_reason: str = ""
     sent: int = 0  # the id of the last event sent (kept by the socket's writer)
+    connection_id: str | None = None  # the page's own id for this socket (core/web_client.py)
+    # Events of sends made from this very page: the writer passes over their frames.
+    skipped: set[int] = field(default_factory=set)
 
     @property
     def user_id(self) -> int:
         return self.principal.id
+
+    def skip(self, event_id: int) -> None:
+        """Do not send this event's frame (too late when it was sent already)."""
+        if event_id > self.sent:
+            self.skipped.add(event_id)
+
+    def should_send(self, event_id: int) -> bool:
+        """Whether the writer sends the frame of `event_id`; forgets the skip once used."""
+        if event_id in self.skipped:
+            self.skipped.discard(event_id)
+            return False
+        return True
 
     def nudge(self, event_id: int) -> None:
         if self.stopped.is_set():
@@ -90,8 +105,12 @@ class Hub:
             return list(self._by_user.get(user_id, ()))
         return [c for conns in self._by_user.values() for c in conns]
 
-    def register(self, principal: Principal, token: str) -> LiveConnection:
-        connection = LiveConnection(principal, token, asyncio.Queue(self._queue_size))
+    def register(
+        self, principal: Principal, token: str, connection_id: str | None = None
+    ) -> LiveConnection:
+        connection = LiveConnection(
+            principal, token, asyncio.Queue(self._queue_size), connection_id=connection_id
+        )
         if self._closing:
             connection.stop(CLOSE_GOING_AWAY, "The server is shutting down.")
         self._by_user.setdefault(principal.id, set()).add(connection)
@@ -112,11 +131,18 @@ class Hub:
     def on_events(self, events: Sequence[LiveEvent]) -> None:
         newest: dict[int, int] = {}
         for event in events:
+            if event.from_connection is not None:  # marked before any nudge can send it
+                self._skip_on(event.user_id, event.from_connection, event.event_id)
             if event.event_id > newest.get(event.user_id, 0):
                 newest[event.user_id] = event.event_id
         for user_id, event_id in newest.items():
             for connection in tuple(self._by_user.get(user_id, ())):
                 connection.nudge(event_id)
+
+    def _skip_on(self, user_id: int, connection_id: str, event_id: int) -> None:
+        for connection in self._by_user.get(user_id, ()):
+            if connection.connection_id == connection_id:
+                connection.skip(event_id)
 
     def on_kick(self, kick: Kick) -> None:
         tokens, users = set(kick.token_ids), set(kick.user_ids)

@@ -67,7 +67,11 @@ class RedisBroker:
         if self._listener is not None:
             self._listener.on_events(events)
         rows = [[e.user_id, e.event_id, e.activity_type, e.thread_id, e.message_id] for e in events]
-        await self._send({"o": self._origin, "e": rows})
+        body: dict[str, Any] = {"o": self._origin, "e": rows}
+        senders = [[e.user_id, e.event_id, e.from_connection] for e in events if e.from_connection]
+        if senders:  # a key of its own: processes that do not know it still read "e"
+            body["f"] = senders
+        await self._send(body)
 
     async def kick(self, kick: Kick) -> None:
         if self._listener is not None:
@@ -124,7 +128,7 @@ class RedisBroker:
             if body.get("o") == self._origin or self._listener is None:
                 return
             if "e" in body:
-                self._listener.on_events([LiveEvent(*map(int, row)) for row in body["e"]])
+                self._listener.on_events(_events(body))
             elif "k" in body:
                 kick = body["k"]
                 self._listener.on_kick(
@@ -132,3 +136,13 @@ class RedisBroker:
                 )
         except (ValueError, TypeError, KeyError):
             log.warning("ignored a malformed live message on %s", self._channel)
+
+
+def _events(body: dict[str, Any]) -> list[LiveEvent]:
+    senders = {(int(u), int(e)): str(c) for u, e, c in body.get("f", ())}
+    events = []
+    for row in body["e"]:
+        user_id, event_id, activity_type, thread_id, message_id = map(int, row)
+        sender = senders.get((user_id, event_id))
+        events.append(LiveEvent(user_id, event_id, activity_type, thread_id, message_id, sender))
+    return events

@@ -23,10 +23,13 @@ from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from dovecote.core.errors import AuthenticationFailed
+from dovecote.core import web_client
+from dovecote.core.cors import socket_origin_allowed
+from dovecote.core.errors import AuthenticationFailed, InvalidInput
 from dovecote.core.handlers import error_body
 from dovecote.core.schemas import MAX_ID
 from dovecote.core.state import AppState
+from dovecote.core.web_client import CONNECTION_QUERY
 from dovecote.realtime import service
 from dovecote.realtime.hub import (
     CLOSE_GOING_AWAY,
@@ -82,6 +85,11 @@ async def refuse(websocket: WebSocket, status: int, detail: str, code: str) -> N
 
 
 async def serve(websocket: WebSocket, state: AppState, hub: Hub) -> None:
+    origin = websocket.headers.get("origin")
+    if not socket_origin_allowed(state.settings, origin, websocket.headers.get("host")):
+        return await refuse(
+            websocket, 403, f"Origin {origin} may not open live sockets.", "origin_not_allowed"
+        )
     offer = offered_token(websocket)
     try:
         cursor = requested_cursor(websocket)
@@ -93,9 +101,14 @@ async def serve(websocket: WebSocket, state: AppState, hub: Hub) -> None:
         )
     protocol, token = offer
     try:
+        connection_id = web_client.connection_id(websocket.query_params.get(CONNECTION_QUERY))
+    except InvalidInput as exc:
+        return await refuse(websocket, 400, exc.errors[0].message, "invalid")
+    try:
         async with hub.db_gate:
             principal = await service.authenticate_socket(state.database, state.jwt_secret, token)
-        connection = hub.register(principal, token)  # subscribed before any backlog is read
+        # Subscribed before any backlog is read.
+        connection = hub.register(principal, token, connection_id)
     except AuthenticationFailed as exc:
         return await refuse(websocket, 401, exc.message, exc.code)
     except (SQLAlchemyError, OSError):
@@ -215,7 +228,8 @@ class LiveSocket:
                     self.file_links,
                 )
             for frame in frames:
-                await self._send(frame.model_dump_json())
+                if self.connection.should_send(frame.data.event_id):
+                    await self._send(frame.model_dump_json())
                 last = self.connection.sent = frame.data.event_id
             if len(frames) < page:
                 return last

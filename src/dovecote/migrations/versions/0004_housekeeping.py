@@ -1,6 +1,6 @@
 """housekeeping: events pruned by age (index on created_at), the lease of the one runner
 
-Revision ID: h16_core_0004
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "h16_core_0004"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
