@@ -97,9 +97,7 @@ def _reload(event_id: int) -> ReloadFrame:
     return ReloadFrame(data=ReloadData(event_id=event_id))
 
 
-async def render_after(
-    ctx: Context, user_id: int, after: int, limit: int
-) -> list[LiveFrame]:
+async def render_after(ctx: Context, user_id: int, after: int, limit: int) -> list[LiveFrame]:
     """The user's events after `after` as frames. Event ids are gap-free per user and
     committed in order, so a kept event that does not follow the one before (or the cursor)
     means housekeeping removed those between: a reload frame stands in for them. Only an empty
@@ -171,9 +169,7 @@ class EventsPage:
     next_since: int | None  # the cursor of the next page, when there is one
 
 
-async def events_page(
-    ctx: Context, user: Principal, since: int | None, limit: int
-) -> EventsPage:
+async def events_page(ctx: Context, user: Principal, since: int | None, limit: int) -> EventsPage:
     """A page of events after `since`. A cursor older than what is kept is refused
     (CursorTooOld: reload, then continue from the id it names); without a cursor the page
     starts at the oldest event kept."""

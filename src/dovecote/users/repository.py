@@ -80,6 +80,10 @@ async def get_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, Row[
     return {row.id: row for row in rows}
 
 
+async def user_exists(session: AsyncSession, user_id: int) -> bool:
+    return bool(await session.scalar(select(exists().where(User.id == user_id))))
+
+
 # --- follows -------------------------------------------------------------------------------
 
 

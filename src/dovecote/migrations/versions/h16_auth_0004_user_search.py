@@ -1,7 +1,7 @@
 """user search: trigram indexes on usernames and real names
 
 Revision ID: h16_auth_0004
-Revises: 0003
+Revises: 0005
 
 The recipient search matches `%term%` on usernames and real names. Without an index that is a
 scan of the whole users table per keystroke. A trigram index finds the users holding a term of
@@ -26,7 +26,7 @@ from alembic import op
 from sqlalchemy.exc import DBAPIError
 
 revision = "h16_auth_0004"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
