@@ -26,6 +26,8 @@ from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
 from dovecote.housekeeping import service as housekeeping
+from dovecote.observability import metrics
+from dovecote.observability import wiring as observability
 from dovecote.pm.router import router as pm_router
 from dovecote.realtime.hub import Hub
 from dovecote.realtime.router import router as realtime_router
@@ -58,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broker = _broker(settings)
         await broker.start(hub)
         app.state.dovecote = AppState(
-            settings, database, secret, broker, RateLimiter(settings), hub
+            settings, database, secret, broker, RateLimiter(settings, metrics.rate_limited), hub
         )
         app.state.uploads_storage = storage = create_storage(settings)
         background = [
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_socket_router)
     app.include_router(pm_router)
     _health(app)
+    observability.install(app, settings)  # request ids, access log, /metrics
     webapp.install(app, settings)  # last: the page's routes never shadow the API's
     openapi.install(app)
     return app

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
@@ -21,7 +20,7 @@ from dovecote.core import migrate, security
 from dovecote.core.db import UnitOfWork, create_database, standalone_unit
 from dovecote.core.errors import DovecoteError, InvalidInput
 from dovecote.core.requests import field_errors
-from dovecote.core.settings import get_settings
+from dovecote.core.settings import Settings, get_settings
 from dovecote.users import service as users_service
 from dovecote.users.schemas import SignupIn
 
@@ -95,12 +94,14 @@ def serve(
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
 ) -> None:
     """Apply pending migrations, then serve the API."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from dovecote.observability import logs
+
     settings = get_settings()
+    logs.configure(settings)  # DOVECOTE_LOG_FORMAT / _LEVEL, here and (log_config) in workers
     with _ops(lambda: _serving_lock(settings.effective_database_url)):
         _migrate(settings.effective_database_url)
         _secret()  # generated here once, before the workers read it
-        _serve(host, port, workers)
+        _serve(settings, host, port, workers)
 
 
 def _serving_lock(url: str) -> AbstractContextManager[object]:
@@ -111,9 +112,11 @@ def _serving_lock(url: str) -> AbstractContextManager[object]:
     return nullcontext() if database is None else sqlite_files.ServingLock(database)
 
 
-def _serve(host: str, port: int, workers: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    from dovecote.observability import logs
+    from dovecote.observability import serving as observed
     from dovecote.realtime import serving
 
     config = uvicorn.Config(
@@ -125,11 +128,15 @@ def _serve(host: str, port: int, workers: int) -> None:
         loop="uvloop",
         http="httptools",
         proxy_headers=True,
-        log_level="info",
+        log_level=settings.log_level,
+        log_config=logs.config(settings),
+        access_log=False,  # dovecote.access logs each request by route, without its query
         # Live frames are small JSON; compression would cost ~40 KiB of zlib state per socket.
         ws_per_message_deflate=False,
     )
-    serving.run(config)  # live sockets are closed with 1001 before uvicorn's shutdown
+    with observed.multiprocess_metrics(settings):  # every worker's counts in /metrics
+        observed.start_listener(settings)
+        serving.run(config, observed.MetricsSupervisor)  # live sockets hear 1001 at shutdown
 
 
 @app.command("migrate")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,8 +28,11 @@ CATEGORIES = ("send", "upload", "login", "search")
 
 
 class RateLimiter:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_refused: Callable[[str], None] = lambda _limit: None
+    ) -> None:
         self.enabled = settings.ratelimit_enabled
+        self.on_refused = on_refused  # told the limit's name ("send:user") on every refusal
         self.storage: Storage = (
             RedisStorage(
                 settings.redis_url.replace("redis://", "async+redis://", 1),
@@ -66,6 +70,7 @@ class RateLimiter:
             log.warning("rate limiter unavailable, allowing the request: %s", exc)
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        self.on_refused(f"{category}:{scope}")
         raise RateLimited(retry_after)
 
     async def reset(self) -> None:

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     db_timeout_seconds: float = Field(5.0, gt=0)
 
+    # Metrics and logs (observability/): see the README, "Metrics and logs".
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    metrics_bind: str | None = None  # host:port of a metrics-only listener, e.g. 127.0.0.1:9108
+    metrics_token: SecretStr | None = None  # bearer token for /metrics, 16+ characters
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:

@@ -46,10 +46,12 @@ def use_graceful_workers() -> None:
     multiprocess.Process = GracefulProcess  # type: ignore[misc]
 
 
-def run(config: uvicorn.Config) -> None:
+def run(
+    config: uvicorn.Config, supervisor: type[multiprocess.Multiprocess] = multiprocess.Multiprocess
+) -> None:
     """What `uvicorn.run` does for one process or several workers, with GracefulServer."""
     if config.workers > 1:
         use_graceful_workers()
-        multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
+        supervisor(config, sockets=[config.bind_socket()]).run()
     else:
         GracefulServer(config).run()
