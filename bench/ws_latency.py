@@ -37,7 +37,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from dovecote.core import migrate, security
-from dovecote.core.db import create_database
+from dovecote.core.db import create_database, standalone_unit
 from dovecote.core.settings import Settings
 from dovecote.users import service as users_service
 
@@ -63,13 +63,13 @@ async def create_users(settings: Settings, sockets: int, senders: int) -> list[t
     database = create_database(settings)
     created: list[tuple[int, str]] = []
     try:
-        async with database.write_sessions() as session:
+        async with standalone_unit(database) as uow:
+            ctx = users_service.Context(uow, settings)
             for i in range(senders + sockets):
                 role = "moderator" if i < senders else None
-                user = await users_service.create_user(session, username=f"bench{i}", role=role)
+                user = await users_service.create_user(ctx, username=f"bench{i}", role=role)
                 token = security.issue_jwt(SECRET.encode(), user.id, lifetime=timedelta(hours=6))
                 created.append((user.id, token))
-            await session.commit()
     finally:
         await database.dispose()
     return created

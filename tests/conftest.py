@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from dovecote.app import create_app
 from dovecote.core import clock, migrate, security
+from dovecote.core.db import standalone_unit
 from dovecote.core.settings import Settings
 from dovecote.models import Base
 
@@ -150,9 +151,9 @@ class World:
 
         self._count += 1
         name = username or f"user{self._count}"
-        async with self.database.write_sessions() as session:
-            user = await service.create_user(session, username=name, role=role, **extra)
-            await session.commit()
+        async with standalone_unit(self.database) as uow:
+            ctx = service.Context(uow, self.app.state.dovecote.settings)
+            user = await service.create_user(ctx, username=name, role=role, **extra)
         return Member(user.id, name, await self.token(user.id))
 
     async def token(self, who: Member | int) -> str:

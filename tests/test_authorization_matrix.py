@@ -293,11 +293,13 @@ async def _bad_token(
 
 async def _revoked_oauth_token(client: httpx.AsyncClient, world: World) -> str:
     from dovecote.auth import service
+    from dovecote.core.db import standalone_unit
 
     await world.user("oauthuser", password="a-long-password")
-    async with world.database.write_sessions() as session:
-        client_id, _ = await service.create_client(session, "matrix", confidential=False)
-        await session.commit()
+    state = world.app.state.dovecote
+    async with standalone_unit(world.database) as uow:
+        ctx = service.Context(uow, state.settings, state.jwt_secret)
+        client_id, _ = await service.create_client(ctx, "matrix", confidential=False)
     form = {
         "grant_type": "password",
         "client_id": client_id,

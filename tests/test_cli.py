@@ -88,7 +88,8 @@ def test_users_create_with_password_and_role(env: dict[str, str]) -> None:
         id=user["id"],
     )
     role, password_hash = rows[0]
-    assert role == "admin" and security.verify_password("secret123", password_hash)
+    assert role == "admin"
+    assert asyncio.run(security.verify_password("secret123", password_hash, threads=1))
 
 
 @pytest.mark.parametrize("name", ["anna", "ANNA"])
@@ -155,6 +156,7 @@ def test_follow(env: dict[str, str]) -> None:
     )
     assert [tuple(r) for r in rows] == [("anna", 1, 0), ("bruno", 0, 1)]
     assert run("follow", "bruno", "nobody").exit_code == 1
+    assert run("follow", "anna", "ANNA").exit_code == 1  # nobody follows themselves
 
 
 def test_clients_create(env: dict[str, str]) -> None:
@@ -172,7 +174,8 @@ def test_clients_create(env: dict[str, str]) -> None:
         (confidential["client_id"], True),
     ]
     assert confidential["client_secret"] not in rows[1][2]
-    assert security.verify_password(confidential["client_secret"], rows[1][2])
+    secret = env["DOVECOTE_JWT_SECRET"].encode()
+    assert rows[1][2] == security.client_secret_digest(secret, confidential["client_secret"])
 
 
 def test_demo(env: dict[str, str]) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from dovecote.auth import service as auth_service
 from dovecote.core import clock
+from dovecote.core.db import standalone_unit
 from tests.conftest import World
 
 TOKEN = "/oauth/token/"
@@ -20,12 +21,10 @@ PASSWORD = "correct horse battery"
 
 
 async def make_client(world: World, *, confidential: bool = False) -> tuple[str, str | None]:
-    async with world.database.write_sessions() as session:
-        client_id, secret = await auth_service.create_client(
-            session, "test app", confidential=confidential
-        )
-        await session.commit()
-    return client_id, secret
+    state = world.app.state.dovecote
+    async with standalone_unit(world.database) as uow:
+        ctx = auth_service.Context(uow, state.settings, state.jwt_secret)
+        return await auth_service.create_client(ctx, "test app", confidential=confidential)
 
 
 async def login(

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from dovecote.auth import service as auth_service
+from dovecote.core.db import standalone_unit
 from dovecote.realtime import service
 from dovecote.realtime.serving import GracefulServer
 from tests.conftest import Member, World
@@ -38,9 +39,10 @@ async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str)
 async def oauth_token(client: httpx.AsyncClient, app: FastAPI, world: World) -> tuple[str, str]:
     """(client_id, access token) for a new user `olga` with a password."""
     await world.user("olga", password="olga-secret-pw")
-    async with app.state.dovecote.database.write_sessions() as session:
-        client_id, _ = await auth_service.create_client(session, "app", confidential=False)
-        await session.commit()
+    state = app.state.dovecote
+    async with standalone_unit(state.database) as uow:
+        ctx = auth_service.Context(uow, state.settings, state.jwt_secret)
+        client_id, _ = await auth_service.create_client(ctx, "app", confidential=False)
     response = await client.post(
         "/oauth/token/",
         data={

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from dovecote.core import clock, security
+from dovecote.core import security
+from dovecote.core.db import create_database, standalone_unit
 from dovecote.core.settings import Settings
 from tests.conftest import PG_URL, SECRET
 from tests.live_server import LiveServer
@@ -29,24 +29,24 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = os.environ.get("DOVECOTE_SCHEMATHESIS_EXAMPLES", "50")
 
 
-async def _prepare(url: str) -> int:
+async def _prepare(config: Settings) -> int:
     """Alice and Bob, who follow each other; returns Alice's id."""
-    from dovecote.users import repository, service
+    from dovecote.users import service
 
-    engine = create_async_engine(url)
+    database = create_database(config)
     try:
         if PG_URL:
-            async with engine.begin() as connection:
+            async with database.writer.begin() as connection:
                 await connection.execute(text("TRUNCATE users RESTART IDENTITY CASCADE"))
-        async with AsyncSession(engine) as session:
-            alice = await service.create_user(session, username="alice")
-            bob = await service.create_user(session, username="bob")
-            await repository.toggle_follow(session, alice.id, bob.id, clock.now())
-            await repository.toggle_follow(session, bob.id, alice.id, clock.now())
-            await session.commit()
+        async with standalone_unit(database) as uow:
+            ctx = service.Context(uow, config)
+            alice = await service.create_user(ctx, username="alice")
+            bob = await service.create_user(ctx, username="bob")
+            await service.ensure_follows(ctx, alice.id, bob.id)
+            await service.ensure_follows(ctx, bob.id, alice.id)
         return alice.id
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 @pytest.fixture
@@ -56,7 +56,6 @@ def live(database_template: str, tmp_path: Path) -> Iterator[tuple[LiveServer, s
     else:
         shutil.copyfile(database_template, tmp_path / "db.sqlite3")
         url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
-    alice = asyncio.run(_prepare(url))
     config = Settings(  # type: ignore[call-arg]
         _env_file=None,
         data_dir=tmp_path / "data",
@@ -64,6 +63,7 @@ def live(database_template: str, tmp_path: Path) -> Iterator[tuple[LiveServer, s
         jwt_secret=SECRET,
         ratelimit_enabled=False,
     )
+    alice = asyncio.run(_prepare(config))
     token = security.issue_jwt(SECRET.encode(), alice, lifetime=timedelta(hours=2))
     with LiveServer(config) as server:
         yield server, token

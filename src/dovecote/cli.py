@@ -14,15 +14,13 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.auth import service as auth_service
 from dovecote.core import migrate, security
-from dovecote.core.db import create_database
+from dovecote.core.db import UnitOfWork, create_database, standalone_unit
 from dovecote.core.errors import DovecoteError, InvalidInput
 from dovecote.core.requests import field_errors
 from dovecote.core.settings import Settings, get_settings
-from dovecote.users import repository as users_repo
 from dovecote.users import service as users_service
 from dovecote.users.schemas import SignupIn
 
@@ -44,18 +42,17 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Migrate, then run `work` in one committed transaction; domain errors exit with 1."""
+def _run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """Migrate, then run `work` in one unit of work, committed the way a request's is
+    (core.db.standalone_unit); domain errors exit with 1."""
     settings = get_settings()
     _migrate(settings.effective_database_url)
 
     async def main() -> T:
         database = create_database(settings)
         try:
-            async with database.write_sessions() as session:
-                result = await work(session)
-                await session.commit()
-                return result
+            async with standalone_unit(database) as uow:
+                return await work(uow)
         finally:
             await database.dispose()
 
@@ -86,11 +83,8 @@ def _secret() -> bytes:
         raise typer.Exit(1) from exc
 
 
-async def _user_id(session: AsyncSession, username: str) -> int:
-    user_id = await users_repo.user_id_by_username(session, username)
-    if user_id is None:
-        raise InvalidInput.field("username", "does_not_exist", f"No user named {username!r}.")
-    return user_id
+def _users(uow: UnitOfWork) -> users_service.Context:
+    return users_service.Context(uow, get_settings())
 
 
 @app.command()
@@ -170,8 +164,9 @@ def users_create(
         err.print(f"[red]error:[/red] {_describe(field_errors(exc))}")
         raise typer.Exit(1) from exc
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        user = await users_service.create_user(session, **fields.model_dump(exclude_none=True))
+    async def work(uow: UnitOfWork) -> dict[str, Any]:
+        fieldset = fields.model_dump(exclude_none=True)
+        user = await users_service.create_user(_users(uow), **fieldset)
         return user.model_dump(mode="json")
 
     typer.echo(json.dumps(_run(work)))
@@ -184,8 +179,8 @@ def token(
 ) -> None:
     """Print a JWT access token for USERNAME."""
 
-    async def work(session: AsyncSession) -> int:
-        return await _user_id(session, username)
+    async def work(uow: UnitOfWork) -> int:
+        return await users_service.user_id_named(_users(uow), username)
 
     user_id = _run(work)
     secret = _secret()
@@ -196,12 +191,10 @@ def token(
 def follow(follower: str, followed: str) -> None:
     """Make FOLLOWER follow FOLLOWED (usernames), so FOLLOWED may message FOLLOWER."""
 
-    async def work(session: AsyncSession) -> None:
-        a, b = await _user_id(session, follower), await _user_id(session, followed)
-        if not await users_repo.follows(session, a, b):
-            from dovecote.core import clock
-
-            await users_repo.toggle_follow(session, a, b, clock.now())
+    async def work(uow: UnitOfWork) -> None:
+        ctx = _users(uow)
+        a = await users_service.user_id_named(ctx, follower)
+        await users_service.ensure_follows(ctx, a, await users_service.user_id_named(ctx, followed))
 
     _run(work)
     typer.echo(f"{follower} follows {followed}")
@@ -214,8 +207,9 @@ def clients_create(
 ) -> None:
     """Register an OAuth client; print its client_id (and secret)."""
 
-    async def work(session: AsyncSession) -> tuple[str, str | None]:
-        return await auth_service.create_client(session, name, confidential=confidential)
+    async def work(uow: UnitOfWork) -> tuple[str, str | None]:
+        ctx = auth_service.Context(uow, get_settings(), _secret())
+        return await auth_service.create_client(ctx, name, confidential=confidential)
 
     client_id, secret = _run(work)
     typer.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
@@ -226,25 +220,24 @@ def demo(users: Annotated[int, typer.Option(min=2, max=1000)] = 5) -> None:
     """Create demo users who all follow each other; print a token for each."""
     names = [f"demo{i}" for i in range(1, users + 1)]
 
-    async def work(session: AsyncSession) -> list[tuple[str, int]]:
-        from dovecote.core import clock
-
+    async def work(uow: UnitOfWork) -> list[tuple[str, int]]:
+        ctx = _users(uow)
         created: list[tuple[str, int]] = []
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("creating demo users", total=users * users)
             for name in names:
-                user_id = await users_repo.user_id_by_username(session, name)
+                user_id = await users_service.user_id_by_username(ctx, name)
                 if user_id is None:
                     user = await users_service.create_user(
-                        session, username=name, password=f"{name}-password", real_name=name.title()
+                        ctx, username=name, password=f"{name}-password", real_name=name.title()
                     )
                     user_id = user.id
                 created.append((name, user_id))
                 progress.advance(task, users)
             for _, a in created:
                 for _, b in created:
-                    if a != b and not await users_repo.follows(session, a, b):
-                        await users_repo.toggle_follow(session, a, b, clock.now())
+                    if a != b:
+                        await users_service.ensure_follows(ctx, a, b)
         return created
 
     created = _run(work)

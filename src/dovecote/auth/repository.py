@@ -12,10 +12,9 @@ from dovecote.auth.principal import Principal
 from dovecote.models import OAuthClient, OAuthToken, User
 
 _PRINCIPAL_COLUMNS = (User.id, User.username, User.role)
-_ACTIVE = (User.is_active.is_(True), User.deleted.is_(False))
 
 
-_PRINCIPAL = select(*_PRINCIPAL_COLUMNS).where(User.id == bindparam("user_id"), *_ACTIVE)
+_PRINCIPAL = select(*_PRINCIPAL_COLUMNS).where(User.id == bindparam("user_id"), User.active)
 
 
 async def principal_by_user_id(session: AsyncSession, user_id: int) -> Principal | None:
@@ -34,20 +33,22 @@ async def principal_by_access_hash(
                 OAuthToken.access_hash == access_hash,
                 OAuthToken.revoked_at.is_(None),
                 OAuthToken.access_expires_at > now,
-                *_ACTIVE,
+                User.active,
             )
         )
     ).first()
     return Principal(row.id, row.username, row.role, row.token_id) if row else None
 
 
-async def user_for_login(
-    session: AsyncSession, username: str
-) -> Row[tuple[int, str | None]] | None:
+Login = Row[tuple[int, str | None]]
+
+
+async def user_for_login(session: AsyncSession, username: str) -> Login | None:
+    """The id and password hash of the active user with this username (any case)."""
     return (
         await session.execute(
             select(User.id, User.password_hash).where(
-                User.username_key == username.lower(), *_ACTIVE
+                User.username_key == username.lower(), User.active
             )
         )
     ).first()
@@ -90,6 +91,12 @@ async def create_client(
         .returning(OAuthClient.id)
     )
     return int(result.scalar_one())
+
+
+async def set_client_secret_hash(session: AsyncSession, client_pk: int, secret_hash: str) -> None:
+    await session.execute(
+        update(OAuthClient).where(OAuthClient.id == client_pk).values(secret_hash=secret_hash)
+    )
 
 
 async def create_token(

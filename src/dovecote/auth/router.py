@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from starlette.exceptions import HTTPException
 
 from dovecote.auth import service
@@ -19,7 +19,7 @@ from dovecote.auth.schemas import (
     VerifyTokenOut,
 )
 from dovecote.core.broker import Kick
-from dovecote.core.deps import AppSettings, Session, UoW
+from dovecote.core.deps import AppSettings, UoW
 from dovecote.core.errors import AuthenticationFailed, OAuthError
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.ratelimit import Limiter, client_ip
@@ -28,6 +28,13 @@ from dovecote.core.routing import Router
 from dovecote.core.state import app_state
 
 router = Router(tags=["auth"])
+
+
+async def _context(request: Request, uow: UoW, settings: AppSettings) -> service.Context:
+    return service.Context(uow, settings, app_state(request).jwt_secret)
+
+
+Ctx = Annotated[service.Context, Depends(_context)]
 
 FORM = "application/x-www-form-urlencoded"
 _oauth_errors: dict[int | str, dict[str, Any]] = {
@@ -71,9 +78,7 @@ def _require(fields: dict[str, str], *names: str) -> None:
     openapi_extra=body_of(TokenRequest, FORM),
     summary="Issue an access token (password or refresh_token grant)",
 )
-async def token(
-    request: Request, session: Session, settings: AppSettings, uow: UoW, limiter: Limiter
-) -> TokenOut:
+async def token(request: Request, ctx: Ctx, limiter: Limiter) -> TokenOut:
     fields = await _oauth_form(request)
     _require(fields, "grant_type", "client_id")
     who = fields.get("username", "").lower() or None
@@ -83,8 +88,7 @@ async def token(
     if grant == "password":
         _require(fields, "username", "password")
         issued = await service.password_grant(
-            session,
-            settings,
+            ctx,
             client_id=fields["client_id"],
             client_secret=secret,
             username=fields["username"],
@@ -93,14 +97,13 @@ async def token(
     elif grant == "refresh_token":
         _require(fields, "refresh_token")
         result, error = await service.refresh_grant(
-            session,
-            settings,
+            ctx,
             client_id=fields["client_id"],
             client_secret=secret,
             refresh_token=fields["refresh_token"],
         )
         if error is not None:
-            uow.commit_on_error = True  # keep the family's revocation
+            ctx.uow.commit_on_error = True  # keep the family's revocation
             raise error
         assert result is not None
         issued = result
@@ -120,18 +123,18 @@ async def token(
     openapi_extra=body_of(RevokeRequest, FORM),
     summary="Revoke an access or refresh token",
 )
-async def revoke_token(request: Request, uow: UoW) -> Response:
+async def revoke_token(request: Request, ctx: Ctx) -> Response:
     fields = await _oauth_form(request)
     _require(fields, "client_id", "token")
     revoked = await service.revoke_token(
-        uow.session,
+        ctx,
         client_id=fields["client_id"],
         client_secret=fields.get("client_secret"),
         token=fields["token"],
     )
     if revoked:  # live sockets opened with the token close at once (realtime/)
         broker = app_state(request).broker
-        uow.after_commit(lambda: broker.kick(Kick(token_ids=tuple(revoked))))
+        ctx.uow.after_commit(lambda: broker.kick(Kick(token_ids=tuple(revoked))))
     return Response(status_code=200)
 
 
@@ -142,9 +145,9 @@ async def revoke_token(request: Request, uow: UoW) -> Response:
     openapi_extra=body_of(VerifyTokenIn, "application/json", FORM),
     summary="Check that a JWT is valid",
 )
-async def verify_token(request: Request, uow: UoW) -> VerifyTokenOut:
-    uow.write = False  # only reads: on SQLite it need not queue for the writer connection
+async def verify_token(request: Request, ctx: Ctx) -> VerifyTokenOut:
+    ctx.uow.write = False  # only reads: on SQLite it need not queue for the writer connection
     body = await read_body(request, VerifyTokenIn)
-    if not await service.jwt_is_valid(uow.session, app_state(request).jwt_secret, body.token):
+    if not await service.jwt_is_valid(ctx, body.token):
         raise AuthenticationFailed("Token is invalid or expired.", code="token_not_valid")
     return VerifyTokenOut()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
+import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,15 +25,73 @@ JWT_ALGORITHM = "HS256"
 JWT_REQUIRED_CLAIMS = ("user_id", "token_type", "exp", "iat", "jti")
 
 
-def hash_password(password: str) -> str:
+# --- passwords -------------------------------------------------------------------------------
+# argon2id costs ~200 ms of CPU and 64 MiB per hash by design. Run inline it would stall the
+# event loop, and every request and socket of the process with it, for that long. So it runs
+# in a small pool of threads of its own (argon2-cffi releases the GIL while it hashes): the
+# loop stays free, and however many logins arrive at once, at most `threads` hashes run at a
+# time per process (the rest queue), so a login flood costs bounded CPU, memory and threads.
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dovecote-argon2")
+
+
+def _hash_now(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(password: str, password_hash: str | None) -> bool:
+def _verify_now(password: str, password_hash: str | None) -> bool:
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def hash_password(password: str, *, threads: int) -> str:
+    """An argon2id hash of `password`, computed off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_pool(threads), _hash_now, password)
+
+
+async def verify_password(password: str, password_hash: str | None, *, threads: int) -> bool:
+    """Whether `password` matches; a missing hash costs the same time and is never a match."""
+    return await asyncio.get_running_loop().run_in_executor(
+        _pool(threads), _verify_now, password, password_hash
+    )
+
+
+# --- OAuth client secrets --------------------------------------------------------------------
+# A client secret is 40 random bytes, not a password a person chose: nobody can guess it, so
+# slow hashing buys nothing and would cost an argon2 run on every refresh and revoke. It is
+# stored as an HMAC-SHA256 under a key derived from the server's secret. Secrets stored before
+# were argon2 hashes; they are still accepted, and replaced by the keyed digest on first use.
+
+CLIENT_SECRET_SCHEME = "hmac-sha256$"
+
+
+def _client_secret_key(server_secret: bytes) -> bytes:
+    return hmac.new(server_secret, b"dovecote oauth client secret v1", hashlib.sha256).digest()
+
+
+def client_secret_digest(server_secret: bytes, client_secret: str) -> str:
+    mac = hmac.new(_client_secret_key(server_secret), client_secret.encode(), hashlib.sha256)
+    return CLIENT_SECRET_SCHEME + mac.hexdigest()
+
+
+def client_secret_is_legacy(stored: str) -> bool:
+    """Whether `stored` is an argon2 hash from before the keyed digests."""
+    return not stored.startswith(CLIENT_SECRET_SCHEME)
+
+
+def client_secret_matches(server_secret: bytes, client_secret: str, stored: str) -> bool:
+    """Checks a keyed digest in constant time. Legacy argon2 hashes never match here: they
+    are checked with `verify_password` (off the loop) and then replaced."""
+    expected = client_secret_digest(server_secret, client_secret)
+    return hmac.compare_digest(expected.encode(), stored.encode())
+
+
+# --- bearer tokens ---------------------------------------------------------------------------
 
 
 def new_opaque_token() -> str:

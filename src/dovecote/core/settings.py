@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     events_retention_seconds: int = Field(7 * 24 * 3600, ge=60)
     max_body_bytes: int = Field(1_048_576, ge=1024)
 
+    # argon2 hashes running at once per process (each ~200 ms of a core and 64 MiB).
+    password_hash_threads: int = Field(2, ge=1, le=64)
+    # Users one user may hide: bounds GET /api/v2/user/hidden_users_id/, which lists them all.
+    user_max_hidden: int = Field(10_000, ge=1)
+
     oauth_access_token_seconds: int = Field(36_000, ge=60)
     oauth_refresh_token_seconds: int = Field(30 * 24 * 3600, ge=60)
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -22,9 +23,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -89,6 +92,17 @@ class User(Base):
     last_event_id: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
     __table_args__ = (CheckConstraint("role IN ('admin', 'moderator', 'editor')", name="role"),)
+
+    @hybrid_property
+    def active(self) -> bool:
+        """The one definition of an active user: neither deactivated nor deleted. Only active
+        users log in, hold working tokens, send, receive and are found by search."""
+        return self.is_active and not self.deleted
+
+    @active.inplace.expression
+    @classmethod
+    def _active_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.is_active.is_(True), cls.deleted.is_(False))
 
 
 class Follow(Base):

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.auth.principal import Principal
 from dovecote.core import clock, security
+from dovecote.core.db import UnitOfWork
 from dovecote.core.errors import DovecoteError, InvalidInput, NotFound, PermissionDenied
+from dovecote.core.settings import Settings
 from dovecote.users import repository
 from dovecote.users.schemas import USERNAME_PATTERN, MeOut, UserDetailOut, UserOut
 
 _USERNAME = re.compile(USERNAME_PATTERN)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a users operation needs besides its arguments."""
+
+    uow: UnitOfWork
+    settings: Settings
 
 
 def user_out(row: Row[Any]) -> UserOut:
@@ -23,7 +33,7 @@ def user_out(row: Row[Any]) -> UserOut:
 
 
 async def create_user(
-    session: AsyncSession,
+    ctx: Context,
     *,
     username: str,
     password: str | None = None,
@@ -37,6 +47,11 @@ async def create_user(
         raise InvalidInput.field(
             "username", "invalid", "A username may hold only letters, digits, '_' and '-'."
         )
+    # Hashed before the transaction begins, so it holds no connection (on SQLite, not the
+    # write lock) for the ~200 ms argon2 takes.
+    threads = ctx.settings.password_hash_threads
+    password_hash = await security.hash_password(password, threads=threads) if password else None
+    session = ctx.uow.session
     if await repository.username_taken(session, username):
         raise InvalidInput.field("username", "unique", f"The username {username!r} is taken.")
     try:
@@ -48,7 +63,7 @@ async def create_user(
             role=role,
             ext_id=ext_id,
             avatar=avatar,
-            password_hash=security.hash_password(password) if password else None,
+            password_hash=password_hash,
             date_joined=clock.now(),
         )
     except IntegrityError as exc:  # lost a race with a concurrent signup
@@ -60,15 +75,33 @@ async def create_user(
     return user_out(row)
 
 
-async def me(session: AsyncSession, principal: Principal) -> MeOut:
-    row = await repository.get_me(session, principal.id)
+def check_may_create_users(principal: Principal) -> None:
+    """Only an admin creates users through the API (POST /api/v2/sso/signup/)."""
+    if not principal.is_admin:
+        raise PermissionDenied("Only an admin may create users.")
+
+
+async def me(ctx: Context, principal: Principal) -> MeOut:
+    row = await repository.get_me(ctx.uow.session, principal.id)
     if row is None:
         raise NotFound()
     return MeOut.model_validate(row)
 
 
-async def access_user(session: AsyncSession, user_id: int) -> Row[Any]:
-    row = await repository.get_user(session, user_id)
+async def user_id_by_username(ctx: Context, username: str) -> int | None:
+    return await repository.user_id_by_username(ctx.uow.session, username)
+
+
+async def user_id_named(ctx: Context, username: str) -> int:
+    """The id of the user named `username` (any case); InvalidInput when there is none."""
+    user_id = await repository.user_id_by_username(ctx.uow.session, username)
+    if user_id is None:
+        raise InvalidInput.field("username", "does_not_exist", f"No user named {username!r}.")
+    return user_id
+
+
+async def access_user(ctx: Context, user_id: int) -> Row[Any]:
+    row = await repository.get_user(ctx.uow.session, user_id)
     if row is None:
         raise NotFound("No such user.", code="user_not_found")
     return row
@@ -112,35 +145,103 @@ def message_refusal(
     return None
 
 
-async def user_detail(session: AsyncSession, principal: Principal, user_id: int) -> UserDetailOut:
-    row = await access_user(session, user_id)
-    facts = await repository.recipient_facts(session, principal.id, [user_id])
+async def user_detail(ctx: Context, principal: Principal, user_id: int) -> UserDetailOut:
+    row = await access_user(ctx, user_id)
+    facts = await repository.recipient_facts(ctx.uow.session, principal.id, [user_id])
     refusal = message_refusal(principal, user_id, facts.get(user_id))
     return UserDetailOut(**user_out(row).model_dump(), can_send_pm_to=refusal is None)
 
 
-async def _active_other(
-    session: AsyncSession, principal: Principal, user_id: int, verb: str
-) -> None:
+async def _active_other(ctx: Context, principal: Principal, user_id: int, verb: str) -> None:
     if user_id == principal.id:
         raise InvalidInput.field("user", "self", f"You cannot {verb} yourself.")
-    row = await access_user(session, user_id)
+    row = await access_user(ctx, user_id)
     if row.deleted:
         raise NotFound("No such user.", code="user_not_found")
 
 
-async def toggle_follow(session: AsyncSession, principal: Principal, user_id: int) -> bool:
-    await _active_other(session, principal, user_id, "follow")
-    return await repository.toggle_follow(session, principal.id, user_id, clock.now())
+# --- follows ---------------------------------------------------------------------------------
 
 
-async def toggle_hide(session: AsyncSession, principal: Principal, user_id: int) -> bool:
-    await _active_other(session, principal, user_id, "hide")
-    return await repository.toggle_hide(session, principal.id, user_id, clock.now())
+async def toggle_follow(ctx: Context, principal: Principal, user_id: int) -> bool:
+    await _active_other(ctx, principal, user_id, "follow")
+    return await repository.toggle_follow(ctx.uow.session, principal.id, user_id, clock.now())
+
+
+async def ensure_follows(ctx: Context, follower_id: int, followed_id: int) -> None:
+    """Make one user follow another unless they already do (the CLI's `follow` and `demo`)."""
+    if follower_id == followed_id:
+        raise InvalidInput.field("user", "self", "A user cannot follow themselves.")
+    session = ctx.uow.session
+    if not await repository.follows(session, follower_id, followed_id):
+        await repository.toggle_follow(session, follower_id, followed_id, clock.now())
+
+
+async def is_followed(ctx: Context, principal: Principal, user_id: int) -> bool:
+    """Whether the caller follows the user."""
+    await access_user(ctx, user_id)
+    return await repository.follows(ctx.uow.session, principal.id, user_id)
+
+
+async def is_follower(ctx: Context, principal: Principal, user_id: int) -> bool:
+    """Whether the user follows the caller."""
+    await access_user(ctx, user_id)
+    return await repository.follows(ctx.uow.session, user_id, principal.id)
+
+
+async def follow_page(
+    ctx: Context, user_id: int, side: Literal["followers", "followings"], limit: int, offset: int
+) -> tuple[int, list[UserOut]]:
+    """A page of the user's followers or of the people they follow, newest follow first."""
+    await access_user(ctx, user_id)
+    count, rows = await repository.follow_page(ctx.uow.session, user_id, side, limit, offset)
+    return count, [user_out(r) for r in rows]
 
 
 async def connection_statuses(
-    session: AsyncSession, principal: Principal, ids: list[int]
+    ctx: Context, principal: Principal, ids: list[int]
 ) -> dict[str, str | None]:
-    followed = await repository.followed_among(session, principal.id, ids)
+    followed = await repository.followed_among(ctx.uow.session, principal.id, ids)
     return {str(i): ("followed" if i in followed else None) for i in dict.fromkeys(ids)}
+
+
+# --- hides -----------------------------------------------------------------------------------
+
+
+async def toggle_hide(ctx: Context, principal: Principal, user_id: int) -> bool:
+    """Hide the user, or show them again when hidden. A user hides at most
+    `DOVECOTE_USER_MAX_HIDDEN` people, so the list of hidden ids stays bounded."""
+    await _active_other(ctx, principal, user_id, "hide")
+    session, cap = ctx.uow.session, ctx.settings.user_max_hidden
+    hiding = not await repository.hides(session, principal.id, user_id)
+    if hiding and await repository.hidden_count(session, principal.id, up_to=cap) >= cap:
+        raise InvalidInput.field(
+            "user", "max_hidden", f"You may hide at most {cap} users; show one again first."
+        )
+    return await repository.toggle_hide(session, principal.id, user_id, clock.now())
+
+
+async def is_hidden(ctx: Context, principal: Principal, user_id: int) -> bool:
+    """Whether the caller hid the user."""
+    await access_user(ctx, user_id)
+    return await repository.hides(ctx.uow.session, principal.id, user_id)
+
+
+async def is_hidden_by(ctx: Context, principal: Principal, user_id: int) -> bool:
+    """Whether the user hid the caller."""
+    await access_user(ctx, user_id)
+    return await repository.hides(ctx.uow.session, user_id, principal.id)
+
+
+async def hidden_ids(ctx: Context, principal: Principal) -> list[int]:
+    """The ids the caller hid, ascending: all of them, since hiding stops at the cap."""
+    return await repository.hidden_ids(
+        ctx.uow.session, principal.id, limit=ctx.settings.user_max_hidden
+    )
+
+
+async def hidden_page(
+    ctx: Context, principal: Principal, limit: int, offset: int
+) -> tuple[int, list[UserOut]]:
+    count, rows = await repository.hidden_page(ctx.uow.session, principal.id, limit, offset)
+    return count, [user_out(r) for r in rows]

@@ -88,7 +88,7 @@ def _inbox_page_of_caller() -> Select[Any]:
         .outerjoin(page, true())
         .outerjoin(_low, _low.id == page.c.user_low_id)
         .outerjoin(_high, _high.id == page.c.user_high_id)
-        .where(_me.id == me, _me.is_active.is_(True), _me.deleted.is_(False))
+        .where(_me.id == me, _me.active)
     )
 
 

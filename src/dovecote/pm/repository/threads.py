@@ -174,7 +174,7 @@ def _membership_of_caller(by_pair: bool) -> Select[Any]:
         )
         .join(
             me,
-            and_(me.id == ThreadMember.user_id, me.is_active.is_(True), me.deleted.is_(False)),
+            and_(me.id == ThreadMember.user_id, me.active),
         )
         .outerjoin(other, other.id == _OTHER_ID)
     )
