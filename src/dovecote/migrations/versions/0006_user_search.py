@@ -1,6 +1,6 @@
 """user search: trigram indexes on usernames and real names
 
-Revision ID: h16_auth_0004
+Revision ID: 0006
 Revises: 0005
 
 The recipient search matches `%term%` on usernames and real names. Without an index that is a
@@ -25,7 +25,7 @@ import logging
 from alembic import op
 from sqlalchemy.exc import DBAPIError
 
-revision = "h16_auth_0004"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
