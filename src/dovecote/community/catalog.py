@@ -2,7 +2,7 @@
 
 SelfCommunity keeps these in its database and edits them in its admin; here they are the
 server's configuration. Each preference's default is what the client needs to work with
-Dovecote; an operator overrides any value with `DOVECOTE_PREFERENCES` (README, "The web page
+Dovecote; an operator overrides any value with `DOVECOTE_PREFERENCES` (docs/API.md, "The web page
 and other origins"). Ids are positions in these tuples: add new entries at the end so ids stay
 stable.
 """

@@ -25,7 +25,7 @@ class WebConfigOut(BaseModel):
 
     oauth_client_id: str = Field(description="The first-party OAuth client of the web page.")
     connection_header: str = Field(
-        description="The header naming the page's connection on API requests (README)."
+        description="The header naming the page's connection on API requests (docs/API.md)."
     )
     send_response_header: str = Field(
         description="The header asking POST /api/v2/pm/ for the list answer."

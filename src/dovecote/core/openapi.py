@@ -60,3 +60,29 @@ def install(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def reference_markdown(document: dict[str, Any]) -> str:
+    """The endpoint reference of docs/API.md: one table per tag, one row per operation, with
+    the statuses the document says it answers (tests/test_docs.py keeps docs/API.md current)."""
+    sections: dict[str, list[str]] = {}
+    for path, item in sorted(document["paths"].items()):
+        for method in HTTP_METHODS:
+            if method in item:
+                operation = item[method]
+                tag = (operation.get("tags") or ["other"])[0]
+                sections.setdefault(tag, []).append(_reference_row(method, path, operation))
+    out: list[str] = []
+    for tag in sorted(sections):
+        out += [f"### {tag}", "", "| operation | what | answers |", "|---|---|---|"]
+        out += sections[tag] + [""]
+    return "\n".join(out)
+
+
+def _reference_row(method: str, path: str, operation: dict[str, Any]) -> str:
+    summary = operation.get("summary", "").replace("|", "\\|")
+    statuses = ", ".join(sorted(operation.get("responses", {})))
+    return f"| `{method.upper()} {path}` | {summary} | {statuses} |"

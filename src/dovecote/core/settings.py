@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     ratelimit_search_ip: str = "50/second;3000/minute"
 
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)
-    # Housekeeping (housekeeping/): see the README, "Housekeeping".
+    # Housekeeping (housekeeping/): see docs/OPERATIONS.md, "Housekeeping".
     housekeeping_interval_seconds: int = Field(3_600, ge=0)  # 0: never in `serve` (use the CLI)
     housekeeping_batch_size: int = Field(1_000, ge=1)
     events_retention_seconds: int = Field(7 * 24 * 3600, ge=60)
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     oauth_access_token_seconds: int = Field(36_000, ge=60)
     oauth_refresh_token_seconds: int = Field(30 * 24 * 3600, ge=60)
 
-    # Live delivery (realtime/): see the README, "Live delivery".
+    # Live delivery (realtime/): see docs/API.md, "Live delivery".
     ws_idle_timeout_seconds: float = Field(30.0, gt=0)
     ws_send_timeout_seconds: float = Field(10.0, gt=0)
     ws_queue_size: int = Field(256, ge=1)
@@ -87,14 +87,14 @@ class Settings(BaseSettings):
     live_channel: str = "dovecote:live"  # the Redis pub/sub channel of live nudges
 
     # The web page and embedding sites (community/, user_settings/, core/cors.py): see the
-    # README, "The web page and other origins".
+    # docs/API.md, "The web page and other origins".
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
     preferences: dict[str, str | int | bool] = Field(default_factory=dict)  # JSON overrides
 
     db_pool_size: int = Field(10, ge=1)
     db_timeout_seconds: float = Field(5.0, gt=0)
 
-    # Metrics and logs (observability/): see the README, "Metrics and logs".
+    # Metrics and logs (observability/): see docs/OPERATIONS.md, "Metrics and logs".
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     metrics_bind: str | None = None  # host:port of a metrics-only listener, e.g. 127.0.0.1:9108

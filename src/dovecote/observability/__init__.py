@@ -1,4 +1,4 @@
-"""Metrics and logs: what the people running Dovecote watch it by (README, "Metrics and logs").
+"""Metrics and logs: what the people running Dovecote watch it by (docs/OPERATIONS.md).
 
 - `wiring.install(app, settings)` is the application's only wiring: the request-id /
   access-log / metrics layer around the whole app (`middleware`), the database pool gauges

@@ -5,7 +5,7 @@ transaction, so it is the database exactly as committed when the backup started,
 server keeps serving), `media/` (a copy of the local uploads), `jwt_secret` when the data
 directory has one (tokens and signed links stay valid after a restore) and `manifest.json`
 (time, schema revision, a SHA-256 for every file), written last: a directory without it is an
-unfinished backup. PostgreSQL deployments use pg_dump / pg_restore (README, "Backups").
+unfinished backup. PostgreSQL deployments use pg_dump / pg_restore (docs/OPERATIONS.md, "Backups").
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _database(settings: Settings, doing: str) -> Path:
     if path is None:
         raise Refused(
             f"DOVECOTE_DATABASE_URL is PostgreSQL: {doing} it with pg_dump / pg_restore and copy "
-            f'the uploads ({settings.effective_media_dir}) yourself; see the README, "Backups"'
+            f"the uploads ({settings.effective_media_dir}) yourself: docs/OPERATIONS.md, Backups"
         )
     return path
 

@@ -294,7 +294,8 @@ async def _search_page(
 ) -> list[Row[Any]]:
     if not indexed:
         # A one- or two-letter term matches many people: walking usernames in order meets a
-        # page of them soon. (A rare pair of letters reads the whole table: README, Search.)
+        # page of them soon. (A rare pair of letters
+        # reads the whole table: docs/API.md, on the people search.)
         query = select(*PUBLIC_COLUMNS).where(where)
     else:
         # The index finds the term's matches; sort those. Walking usernames in order instead
