@@ -29,20 +29,26 @@ import asyncpg
 
 from dovecote.auth.principal import STAFF_ROLES
 from dovecote.core.db import Database
-from dovecote.users.repository import PUBLIC_COLUMNS
+from dovecote.users.repository import PUBLIC_COLUMNS, Person
 
 DEADLOCK_RETRIES = 3
 
 
-def _columns(alias: str, prefix: str) -> str:
-    return ", ".join(f"{alias}.{c.key} AS {prefix}{c.key}" for c in PUBLIC_COLUMNS)
+def _columns(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.key}" for c in PUBLIC_COLUMNS)
+
+
+def _person(alias: str) -> str:
+    """The public columns of `alias` as one anonymous record (asyncpg reads it as a tuple in
+    PUBLIC_COLUMNS order, which is `Person`'s), NULL where the outer join found nobody."""
+    return f"CASE WHEN {alias}.id IS NULL THEN NULL ELSE ROW({_columns(alias)}) END"
 
 
 # $1 sender id, $2 recipient ids (deduplicated, in the request's order), $3 text, $4 now,
 # $5 staff roles, $6 activity type, $7 sender and recipients sorted ascending.
 SEND = f"""
 WITH sender AS MATERIALIZED (
-    SELECT {_columns("users", "")}, role,
+    SELECT {_columns("users")}, role,
            coalesce(role = ANY($5::text[]), false) AS is_staff
     FROM users WHERE id = $1 AND is_active AND NOT deleted
 ), facts AS MATERIALIZED (
@@ -112,7 +118,7 @@ WITH sender AS MATERIALIZED (
 SELECT f.id AS recipient_id, f.known, f.active, f.follows_sender, f.hid_sender, f.thread_id,
        s.id IS NOT NULL AS sender_ok, s.role AS sender_role,
        m.id AS message_id, se.id AS sender_event_id, re.id AS recipient_event_id,
-       {_columns("s", "s_")}, {_columns("r", "r_")}
+       {_person("s")} AS sender, {_person("r")} AS recipient
 FROM facts f
 LEFT JOIN sender s ON true
 LEFT JOIN msg m ON true
@@ -132,26 +138,57 @@ class Fact:
     hid_sender: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the statement's message went for one recipient, and the events it stamped."""
+
+    recipient_id: int
+    recipient: Person
+    thread_id: int
+    sender_event_id: int
+    recipient_event_id: int
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What the statement did: `message_id` is None when it wrote nothing."""
+    """What the statement did. `sender` is None when the sender is not an active user;
+    `message_id` is None when it wrote nothing, and then `facts` say why (recipient id and
+    what the rules saw of them, None for nobody), else `deliveries` say where it went."""
 
-    sender_ok: bool
-    sender_username: str | None
+    sender: Person | None
     sender_role: str | None
     message_id: int | None
-    rows: Sequence[Any]
+    facts: list[tuple[int, Fact | None]]
+    deliveries: list[Delivery]
 
-    def fact(self, row: Any) -> Fact | None:
-        if not row["known"]:
-            return None
-        return Fact(row["active"], row["follows_sender"], row["hid_sender"])
 
-    @staticmethod
-    def user(row: Any, prefix: str) -> dict[str, Any] | None:
-        if row[f"{prefix}id"] is None:
-            return None
-        return {c.key: row[prefix + c.key] for c in PUBLIC_COLUMNS}
+def _fact(row: Any) -> Fact | None:
+    if not row["known"]:
+        return None
+    return Fact(row["active"], row["follows_sender"], row["hid_sender"])
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        row["recipient_id"],
+        Person(*row["recipient"]),
+        row["thread_id"],
+        row["sender_event_id"],
+        row["recipient_event_id"],
+    )
+
+
+def _outcome(rows: Sequence[Any]) -> Outcome:
+    """The statement's rows, read once into typed values."""
+    first = rows[0]
+    sent = first["message_id"] is not None
+    return Outcome(
+        sender=Person(*first["sender"]) if first["sender"] is not None else None,
+        sender_role=first["sender_role"],
+        message_id=first["message_id"],
+        facts=[] if sent else [(row["recipient_id"], _fact(row)) for row in rows],
+        deliveries=[_delivery(row) for row in rows] if sent else [],
+    )
 
 
 async def send(
@@ -181,11 +218,4 @@ async def send(
         except asyncpg.DeadlockDetectedError:
             if attempt == DEADLOCK_RETRIES:
                 raise
-    first = rows[0]
-    return Outcome(
-        sender_ok=first["sender_ok"],
-        sender_username=first["s_username"],
-        sender_role=first["sender_role"],
-        message_id=first["message_id"],
-        rows=rows,
-    )
+    return _outcome(rows)

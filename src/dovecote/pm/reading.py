@@ -15,6 +15,7 @@ from dovecote.pm.context import Context
 from dovecote.pm.schemas import MessageOut, SnippetOut
 from dovecote.pm.shaping import message_out, other_of, snippet_out
 from dovecote.users import repository as users_repo
+from dovecote.users.repository import Person
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,9 @@ async def inbox(ctx: Context, caller: Caller, limit: int, offset: int) -> InboxP
         key=lambda r: (r.id, r.thread_id),
         reverse=True,
     )
-    users: dict[int, Any] = {}
+    users: dict[int, Person] = {}
     for row in page:
-        users.update(repo.people_of(row, "low_", "high_"))
+        users.update(repo.people_by_id(row.low, row.high))
     return InboxPage(first.me_inbox_count, [snippet_out(ctx, row, users) for row in page])
 
 
@@ -105,7 +106,7 @@ async def read_thread(
     cursor: ThreadCursor,
     limit: int,
     offset: int,
-    people: dict[int, Any] | None = None,
+    people: dict[int, Person] | None = None,
 ) -> ThreadPage:
     """One page of a thread, oldest first within the page. Without a cursor it holds the newest
     messages; `before_message` pages backwards, `from_message` forwards. A page that shows the
@@ -162,7 +163,7 @@ async def _thread_messages(
     user: Principal,
     membership: repo.Membership,
     rows: Sequence[Row[Any]],
-    people: dict[int, Any] | None,
+    people: dict[int, Person] | None,
 ) -> list[MessageOut]:
     other = membership.other_id
     users = people

@@ -87,24 +87,23 @@ async def _send_in_one_statement(
     outcome = await one_statement.send(
         ctx.uow.database, caller.user_id, recipients, text, now, repo.NEW_MESSAGE
     )
-    if not outcome.sender_ok:
+    if outcome.sender is None:
         raise AuthenticationFailed()
-    sender = Principal(caller.user_id, str(outcome.sender_username), outcome.sender_role)
+    sender = Principal(caller.user_id, outcome.sender.username, outcome.sender_role)
     caller.confirmed(sender)
     if outcome.message_id is None:
-        for row in outcome.rows:
-            refusal = message_refusal(sender, row["recipient_id"], outcome.fact(row))
+        for recipient_id, fact in outcome.facts:
+            refusal = message_refusal(sender, recipient_id, fact)
             if refusal is not None:
                 raise refusal
         return None
-    message_id = outcome.message_id
-    stamped = [(caller.user_id, r["sender_event_id"], r["thread_id"]) for r in outcome.rows]
-    stamped += [(r["recipient_id"], r["recipient_event_id"], r["thread_id"]) for r in outcome.rows]
+    message_id, sent = outcome.message_id, outcome.deliveries
+    stamped = [(caller.user_id, d.sender_event_id, d.thread_id) for d in sent]
+    stamped += [(d.recipient_id, d.recipient_event_id, d.thread_id) for d in sent]
     publish_after_commit(ctx, repo.NEW_MESSAGE, message_id, stamped, sent_by=caller.user_id)
     row = SentMessage(message_id, caller.user_id, text, "created", now, None)
-    users = {caller.user_id: outcome.user(outcome.rows[0], "s_")}
-    users.update({r["recipient_id"]: outcome.user(r, "r_") for r in outcome.rows})
-    return [message_out(ctx, row, r["thread_id"], users, r["recipient_id"]) for r in outcome.rows]
+    users = {caller.user_id: outcome.sender} | {d.recipient_id: d.recipient for d in sent}
+    return [message_out(ctx, row, d.thread_id, users, d.recipient_id) for d in sent]
 
 
 async def _send_general(ctx: Context, sender: Principal, body: SendMessageIn) -> list[MessageOut]:

@@ -10,6 +10,7 @@ from sqlalchemy import Row
 from dovecote.core.settings import Settings
 from dovecote.pm.context import Context
 from dovecote.pm.schemas import MessageOut, SnippetOut
+from dovecote.users.repository import Person
 from dovecote.users.service import user_out
 
 
@@ -23,10 +24,10 @@ def other_of(low: int, high: int, user_id: int) -> int:
 
 
 def message_out(
-    ctx: Context, row: Any, thread_id: int, users: dict[int, Any], receiver_id: int | None
+    ctx: Context, row: Any, thread_id: int, users: dict[int, Person], receiver_id: int | None
 ) -> MessageOut:
     """A message row (or a just-written `sending.SentMessage`) shaped for the wire; `users`
-    maps ids to rows or to column mappings of the users' public columns."""
+    maps ids to the people it may name."""
     sender = users.get(row.sender_id)
     receiver = users.get(receiver_id) if receiver_id is not None else None
     return MessageOut(
@@ -42,7 +43,7 @@ def message_out(
     )
 
 
-def snippet_out(ctx: Context, row: Row[Any], users: dict[int, Any]) -> SnippetOut:
+def snippet_out(ctx: Context, row: Row[Any], users: dict[int, Person]) -> SnippetOut:
     """The inbox snippet of one thread row (columns as in repository._visible_snippets)."""
     sender = users.get(row.sender_id)
     receiver = users.get(other_of(row.user_low_id, row.user_high_id, row.sender_id))

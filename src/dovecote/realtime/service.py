@@ -31,6 +31,7 @@ from dovecote.realtime.schemas import (
     ReloadFrame,
 )
 from dovecote.users import repository as users_repo
+from dovecote.users.repository import Person
 
 
 async def _no_publish(_events: list[LiveEvent]) -> None:
@@ -129,7 +130,7 @@ def _frame(
     row: Row[Any],
     user_id: int,
     snippet: Row[Any] | None,
-    users: dict[int, Row[Any]],
+    users: dict[int, Person],
     unread: int,
 ) -> InteractionFrame:
     receiver = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
     Row,
@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Bundle
 
 from dovecote.core.db import dialect_name, upsert
 from dovecote.models import Follow, Hide, User
@@ -40,6 +41,38 @@ PUBLIC_COLUMNS = (
     User.followers_counter,
     User.followings_counter,
 )
+
+
+class Person(NamedTuple):
+    """A user's public columns (PUBLIC_COLUMNS, in that order): a person as pages show them."""
+
+    id: int
+    username: str
+    real_name: str
+    avatar: str | None
+    ext_id: int | None
+    deleted: bool
+    date_joined: datetime
+    bio: str
+    followers_counter: int
+    followings_counter: int
+
+
+class _PersonBundle(Bundle[Any]):
+    """Read a user's public columns as one `Person` (None where an outer join found nobody)."""
+
+    def create_row_processor(self, query: Any, procs: Any, labels: Any) -> Any:
+        def person(row: Any) -> Person | None:
+            values = [proc(row) for proc in procs]
+            return None if values[0] is None else Person(*values)
+
+        return person
+
+
+def person_of(user: Any, name: str) -> Bundle[Any]:
+    """The public columns of `user` (the table or an alias of it), arriving in a result row
+    as one typed `Person` under `name`."""
+    return _PersonBundle(name, *(getattr(user, c.key) for c in PUBLIC_COLUMNS))
 
 
 async def create_user(session: AsyncSession, **values: Any) -> int:
@@ -72,12 +105,12 @@ async def get_me(session: AsyncSession, user_id: int) -> Row[Any] | None:
 _USERS = select(*PUBLIC_COLUMNS).where(User.id.in_(bindparam("ids", expanding=True)))
 
 
-async def get_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, Row[Any]]:
+async def get_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, Person]:
     wanted = set(ids)
     if not wanted:
         return {}
     rows = await session.execute(_USERS, {"ids": sorted(wanted)})
-    return {row.id: row for row in rows}
+    return {row.id: Person(*row) for row in rows}
 
 
 async def user_exists(session: AsyncSession, user_id: int) -> bool:

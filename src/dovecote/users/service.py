@@ -28,7 +28,7 @@ class Context:
     settings: Settings
 
 
-def user_out(row: Row[Any]) -> UserOut:
+def user_out(row: repository.Person | Row[Any]) -> UserOut:
     return UserOut.model_validate(row)
 
 

@@ -33,7 +33,7 @@ from dovecote.pm.repository.threads import (
     membership_of_caller,
     membership_with,
     pair,
-    people_of,
+    people_by_id,
 )
 from dovecote.pm.repository.writes import (
     advance_members,
@@ -68,7 +68,7 @@ __all__ = [
     "message_for_delete",
     "message_threads",
     "pair",
-    "people_of",
+    "people_by_id",
     "snippets_of",
     "thread_page",
     "unlist_message",

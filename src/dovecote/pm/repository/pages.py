@@ -20,8 +20,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import BindParameter
 
 from dovecote.models import File, Message, Thread, ThreadMember, ThreadMessage, User
-from dovecote.pm.repository.threads import person_columns
 from dovecote.uploads.repository import THUMBNAIL_UUID
+from dovecote.users.repository import person_of
 
 _low, _high, _me = aliased(User), aliased(User), aliased(User)
 
@@ -81,8 +81,8 @@ def _inbox_page_of_caller() -> Select[Any]:
             _me.username.label("me_username"),
             _me.role.label("me_role"),
             page,
-            *person_columns(_low, "low_"),
-            *person_columns(_high, "high_"),
+            person_of(_low, "low"),
+            person_of(_high, "high"),
         )
         .select_from(_me)
         .outerjoin(page, true())
@@ -101,8 +101,9 @@ async def inbox_page_of_caller(
 ) -> list[Row[Any]]:
     """One statement for a whole inbox page: the caller (only if still active: no rows
     otherwise), their inbox count, the page's rows (none: one row with thread_id NULL) and
-    both people of each thread (columns `low_*` and `high_*`). Rows come in no particular
-    order: sorting 20 rows in Python keeps the page's own index order the only sort."""
+    both people of each thread (`low` and `high`, each a `Person` or None). Rows come in no
+    particular order: sorting 20 rows in Python keeps the page's own index order the only
+    sort."""
     parameters = {"user_id": user_id, "limit": limit, "offset": offset}
     return list(await session.execute(_INBOX_PAGE_OF_CALLER, parameters))
 

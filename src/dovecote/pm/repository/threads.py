@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Row,
     Select,
     and_,
     bindparam,
@@ -22,7 +21,7 @@ from sqlalchemy.orm import aliased
 
 from dovecote.core.db import dialect_name, upsert
 from dovecote.models import Thread, ThreadMember, User
-from dovecote.users.repository import PUBLIC_COLUMNS
+from dovecote.users.repository import Person, person_of
 
 NEW_MESSAGE = 37
 DELETED_MESSAGE = 105
@@ -32,19 +31,9 @@ def pair(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
 
 
-def people_of(row: Row[Any], *prefixes: str) -> dict[int, dict[str, Any]]:
-    """user id -> public columns, for the people a row carries under `prefix` + column."""
-    people = {}
-    for prefix in prefixes:
-        if getattr(row, prefix + "id") is not None:
-            person = {c.key: getattr(row, prefix + c.key) for c in PUBLIC_COLUMNS}
-            people[person["id"]] = person
-    return people
-
-
-def person_columns(alias: Any, prefix: str) -> list[Any]:
-    """The public columns of the user `alias`, labelled `prefix` + column."""
-    return [getattr(alias, c.key).label(prefix + c.key) for c in PUBLIC_COLUMNS]
+def people_by_id(*people: Person | None) -> dict[int, Person]:
+    """user id -> person, for those of `people` an outer join found."""
+    return {person.id: person for person in people if person is not None}
 
 
 # --- threads ---------------------------------------------------------------------------------
@@ -161,7 +150,7 @@ class CallerMembership:
     membership: Membership
     username: str
     role: str | None
-    people: dict[int, dict[str, Any]]
+    people: dict[int, Person]
 
 
 @functools.cache
@@ -169,9 +158,7 @@ def _membership_of_caller(by_pair: bool) -> Select[Any]:
     me, other = aliased(User), aliased(User)
     return (
         _membership(by_pair, lock=False)
-        .add_columns(
-            me.role.label("me_role"), *person_columns(me, "me_"), *person_columns(other, "other_")
-        )
+        .add_columns(me.role.label("me_role"), person_of(me, "me"), person_of(other, "other"))
         .join(
             me,
             and_(me.id == ThreadMember.user_id, me.active),
@@ -198,5 +185,5 @@ async def membership_of_caller(
         return None
     membership = Membership(*row[: len(_MEMBERSHIP)])
     return CallerMembership(
-        membership, row.me_username, row.me_role, people_of(row, "me_", "other_")
+        membership, row.me.username, row.me_role, people_by_id(row.me, row.other)
     )
