@@ -113,10 +113,25 @@ async def read_thread(
     newest message marks the thread seen for the caller."""
     if membership is None:
         return ThreadPage(0, [], None, None)
-    session = ctx.uow.session
-    ascending = cursor.from_message is not None
+    rows, more = await _page_rows(ctx, membership, cursor, limit, offset)
+    if not rows:
+        return ThreadPage(membership.message_count, [], None, None)
+    await _mark_seen(ctx, user, membership, rows)
+    older, newer = await _beyond_page(ctx, membership, cursor, rows, more)
+    return ThreadPage(
+        membership.message_count,
+        await _thread_messages(ctx, user, membership, rows, people),
+        rows[0].id if older else None,
+        rows[-1].id + 1 if newer else None,
+    )
+
+
+async def _page_rows(
+    ctx: Context, membership: repo.Membership, cursor: ThreadCursor, limit: int, offset: int
+) -> tuple[list[Row[Any]], bool]:
+    """The page's messages oldest first, and whether the direction read has more."""
     rows = await repo.thread_page(
-        session,
+        ctx.uow.session,
         membership.thread_id,
         after_id=membership.cleared_before_id,
         before_id=cursor.before_message,
@@ -125,24 +140,25 @@ async def read_thread(
         offset=offset,
     )
     more, rows = len(rows) > limit, rows[:limit]
-    if not ascending:
+    if cursor.from_message is None:
         rows.reverse()
-    if not rows:
-        return ThreadPage(membership.message_count, [], None, None)
-    await _mark_seen(ctx, user, membership, rows)
-    if ascending:
-        older = await repo.has_messages_before(
-            session, membership.thread_id, membership.cleared_before_id, rows[0].id
-        )
-        newer = more
-    else:
-        older, newer = more, rows[-1].id < membership.last_message_id
-    return ThreadPage(
-        membership.message_count,
-        await _thread_messages(ctx, user, membership, rows, people),
-        rows[0].id if older else None,
-        rows[-1].id + 1 if newer else None,
+    return rows, more
+
+
+async def _beyond_page(
+    ctx: Context,
+    membership: repo.Membership,
+    cursor: ThreadCursor,
+    rows: Sequence[Row[Any]],
+    more: bool,
+) -> tuple[bool, bool]:
+    """(older messages exist before the page, newer ones after it)."""
+    if cursor.from_message is None:
+        return more, rows[-1].id < membership.last_message_id
+    older = await repo.has_messages_before(
+        ctx.uow.session, membership.thread_id, membership.cleared_before_id, rows[0].id
     )
+    return older, more
 
 
 async def _mark_seen(

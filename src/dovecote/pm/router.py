@@ -29,7 +29,6 @@ from dovecote.core.routing import Router, unit_of_work
 from dovecote.core.schemas import MAX_ID, Page
 from dovecote.core.state import app_state
 from dovecote.core.web_client import CONNECTION_HEADER
-from dovecote.idempotency import service as idempotency
 from dovecote.pm import deleting, reading, sending
 from dovecote.pm.context import Context
 from dovecote.pm.schemas import MessageOut, SendMessageIn, SnippetOut
@@ -73,6 +72,32 @@ async def _thread_reads_write(request: Request) -> None:
         unit_of_work(request).write = True
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=255,
+        description="Makes the send exactly-once: a retry with the same key returns the "
+        "first answer (201) and stores nothing new; reusing it for another body is a 422.",
+    ),
+]
+SendResponseShape = Annotated[
+    str | None,
+    Header(
+        max_length=20,
+        description="`list`: answer with a list, one element per recipient (what react-ui "
+        "reads); `object`: the seed's single object. Absent: DOVECOTE_PM_SEND_RESPONSE.",
+    ),
+]
+ConnectionId = Annotated[
+    str | None,
+    Header(
+        max_length=64,
+        description="The sending page's connection id: the live socket opened with the "
+        "same id does not get this message's frame (the other sockets do).",
+    ),
+]
+
+
 @router.post(
     "/",
     status_code=201,
@@ -89,41 +114,15 @@ async def send(
     ctx: Ctx,
     caller: CurrentCaller,
     limiter: Limiter,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            max_length=255,
-            description="Makes the send exactly-once: a retry with the same key returns the "
-            "first answer (201) and stores nothing new; reusing it for another body is a 422.",
-        ),
-    ] = None,
-    x_dovecote_send_response: Annotated[
-        str | None,
-        Header(
-            max_length=20,
-            description="`list`: answer with a list, one element per recipient (what react-ui "
-            "reads); `object`: the seed's single object. Absent: DOVECOTE_PM_SEND_RESPONSE.",
-        ),
-    ] = None,
-    x_dovecote_connection: Annotated[
-        str | None,
-        Header(
-            max_length=64,
-            description="The sending page's connection id: the live socket opened with the "
-            "same id does not get this message's frame (the other sockets do).",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
+    x_dovecote_send_response: SendResponseShape = None,
+    x_dovecote_connection: ConnectionId = None,
 ) -> MessageOut | list[MessageOut]:
     del x_dovecote_connection  # read by the context, declared here for the document
     shape = web_client.send_response(x_dovecote_send_response) or ctx.settings.pm_send_response
     await limiter.check("send", user=caller.user_id, ip=client_ip(request))
     body = await read_body(request, SendMessageIn)
-    key = idempotency.checked_key(idempotency_key)
-    if key is not None and body.client_message_id not in (None, key):
-        raise InvalidInput.field(
-            "client_message_id", "mismatch", "client_message_id differs from Idempotency-Key."
-        )
-    messages = await sending.send_message(ctx, caller, body, key or body.client_message_id)
+    messages = await sending.send_message(ctx, caller, body, idempotency_key)
     return messages if shape == "list" else messages[0]
 
 

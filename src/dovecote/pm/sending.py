@@ -22,10 +22,12 @@ from dovecote.users.service import message_refusal
 
 
 async def send_message(
-    ctx: Context, caller: Caller, body: SendMessageIn, key: str | None
+    ctx: Context, caller: Caller, body: SendMessageIn, idempotency_key: str | None
 ) -> list[MessageOut]:
     """Store one message in the thread with each recipient; one answer per recipient. With
-    an idempotency key a retry replays the first answer and stores nothing new."""
+    an idempotency key (the header, or else the body's client_message_id) a retry replays
+    the first answer and stores nothing new."""
+    key = _idempotency_key(body, idempotency_key)
     if key is not None:
         return await _send_once_per_key(ctx, await caller.principal(), body, key)
     if ctx.uow.database.is_postgresql and not body.file_uuid:
@@ -33,6 +35,15 @@ async def send_message(
         if sent is not None:
             return sent
     return await _send_general(ctx, await caller.principal(), body)
+
+
+def _idempotency_key(body: SendMessageIn, header: str | None) -> str | None:
+    key = idempotency.checked_key(header)
+    if key is not None and body.client_message_id not in (None, key):
+        raise InvalidInput.field(
+            "client_message_id", "mismatch", "client_message_id differs from Idempotency-Key."
+        )
+    return key or body.client_message_id
 
 
 def _validate(settings: Settings, body: SendMessageIn) -> tuple[list[int], str]:

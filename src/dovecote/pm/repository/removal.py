@@ -66,53 +66,67 @@ async def unlist_message(
     Returns inbox count changes (-1 for each member whose thread became empty for them)."""
     await session.execute(update(Message).where(Message.id == message_id).values(status="deleted"))
     await session.execute(delete(ThreadMessage).where(ThreadMessage.message_id == message_id))
-    before = await session.execute(
+    counted = await _members_seeing(session, message_id, thread_ids)
+    await _recompute_members(session, message_id, thread_ids)
+    emptied = await _members_with_nothing_visible(session, thread_ids)
+    delta: dict[int, int] = {}
+    for thread_id, user_id in counted:
+        if (thread_id, user_id) in emptied:
+            delta[user_id] = delta.get(user_id, 0) - 1
+    return delta
+
+
+async def _members_seeing(
+    session: AsyncSession, message_id: int, thread_ids: Sequence[int]
+) -> list[tuple[int, int]]:
+    """(thread, user) of the members who had not cleared the message away."""
+    rows = await session.execute(
         select(ThreadMember.user_id, ThreadMember.thread_id).where(
             ThreadMember.thread_id.in_(thread_ids),
             ThreadMember.cleared_before_id < message_id,
         )
     )
-    counted = [(r.thread_id, r.user_id) for r in before]
-    latest = (
-        select(ThreadMessage.message_id)
-        .where(ThreadMessage.thread_id == ThreadMember.thread_id)
-        .order_by(ThreadMessage.message_id.desc())
-        .limit(1)
-        .scalar_subquery()
+    return [(r.thread_id, r.user_id) for r in rows]
+
+
+def _latest_listed(*, incoming: bool) -> Any:
+    """The newest message still listed in the member's thread (from someone else: incoming)."""
+    query = select(ThreadMessage.message_id).where(
+        ThreadMessage.thread_id == ThreadMember.thread_id
     )
-    latest_incoming = (
-        select(ThreadMessage.message_id)
-        .join(Message, Message.id == ThreadMessage.message_id)
-        .where(
-            ThreadMessage.thread_id == ThreadMember.thread_id,
-            Message.sender_id != ThreadMember.user_id,
+    if incoming:
+        query = query.join(Message, Message.id == ThreadMessage.message_id).where(
+            Message.sender_id != ThreadMember.user_id
         )
-        .order_by(ThreadMessage.message_id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    return query.order_by(ThreadMessage.message_id.desc()).limit(1).scalar_subquery()
+
+
+async def _recompute_members(
+    session: AsyncSession, message_id: int, thread_ids: Sequence[int]
+) -> None:
+    """The members' positions from the messages still listed; their counts lose the message."""
     await session.execute(
         update(ThreadMember)
         .where(ThreadMember.thread_id.in_(thread_ids))
         .values(
-            last_message_id=func.coalesce(latest, 0),
-            last_incoming_id=func.coalesce(latest_incoming, 0),
+            last_message_id=func.coalesce(_latest_listed(incoming=False), 0),
+            last_incoming_id=func.coalesce(_latest_listed(incoming=True), 0),
             message_count=ThreadMember.message_count
             - case((ThreadMember.cleared_before_id < message_id, 1), else_=0),
         )
     )
-    now_hidden = await session.execute(
+
+
+async def _members_with_nothing_visible(
+    session: AsyncSession, thread_ids: Sequence[int]
+) -> set[tuple[int, int]]:
+    rows = await session.execute(
         select(ThreadMember.user_id, ThreadMember.thread_id).where(
             ThreadMember.thread_id.in_(thread_ids),
             ThreadMember.last_message_id <= ThreadMember.cleared_before_id,
         )
     )
-    delta: dict[int, int] = {}
-    gone = {(r.thread_id, r.user_id) for r in now_hidden}
-    for thread_id, user_id in counted:
-        if (thread_id, user_id) in gone:
-            delta[user_id] = delta.get(user_id, 0) - 1
-    return delta
+    return {(r.thread_id, r.user_id) for r in rows}
 
 
 async def clear_thread(session: AsyncSession, thread_id: int, user_id: int) -> None:

@@ -64,14 +64,25 @@ async def advance_members(
         }
         for thread_id, user_id in sorted(members)
     ]
-    statement = upsert(dialect_name(session), ThreadMember).values(values)
+    rows = await session.execute(_advance_members(dialect_name(session), values))
+    revealed: dict[int, int] = {}
+    for row in rows:
+        if row.visible_since_id == message_id:
+            revealed[row.user_id] = revealed.get(row.user_id, 0) + 1
+    return revealed
+
+
+def _advance_members(dialect: str, values: list[dict[str, int]]) -> Any:
+    """Insert the member rows, or move existing ones forward.
+
+    On PostgreSQL ids come from a sequence, so concurrent sends can reach a row out of id
+    order: every position only moves forward, and the message counts for the member only if
+    it is newer than what they deleted."""
+    statement = upsert(dialect, ThreadMember).values(values)
     old, new = ThreadMember, statement.excluded
-    # On PostgreSQL ids come from a sequence, so concurrent sends can reach this row out of id
-    # order: every position only moves forward, and the message counts for the member only if
-    # it is newer than what they deleted.
     seen_by_member = new.last_message_id > old.cleared_before_id
     was_hidden = old.last_message_id <= old.cleared_before_id
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[ThreadMember.thread_id, ThreadMember.user_id],
         set_={
             "last_message_id": _greatest(new.last_message_id, old.last_message_id),
@@ -84,12 +95,6 @@ async def advance_members(
             "message_count": old.message_count + case((seen_by_member, 1), else_=0),
         },
     ).returning(ThreadMember.user_id, ThreadMember.visible_since_id)
-    rows = await session.execute(statement)
-    revealed: dict[int, int] = {}
-    for row in rows:
-        if row.visible_since_id == message_id:
-            revealed[row.user_id] = revealed.get(row.user_id, 0) + 1
-    return revealed
 
 
 async def append_events(
@@ -107,6 +112,29 @@ async def append_events(
     per_user: dict[int, list[int]] = {}
     for user_id, thread_id in deliveries:
         per_user.setdefault(user_id, []).append(thread_id)
+    stamped = await _number_events(session, per_user, inbox_delta)
+    await session.execute(
+        insert(Event),
+        [
+            {
+                "user_id": u,
+                "id": e,
+                "activity_type": activity_type,
+                "thread_id": t,
+                "message_id": message_id,
+                "created_at": now,
+            }
+            for u, e, t in stamped
+        ],
+    )
+    return stamped
+
+
+async def _number_events(
+    session: AsyncSession, per_user: dict[int, list[int]], inbox_delta: dict[int, int]
+) -> list[tuple[int, int, int]]:
+    """Bump each user's `last_event_id` by their number of threads (and their inbox count by
+    its change) and number their events up to it: (user_id, event_id, thread_id)."""
     users = sorted(per_user)
     values: dict[str, Any] = {
         "last_event_id": User.last_event_id
@@ -123,20 +151,6 @@ async def append_events(
         threads = per_user[row.id]
         first = row.last_event_id - len(threads) + 1
         stamped.extend((row.id, first + i, t) for i, t in enumerate(sorted(threads)))
-    await session.execute(
-        insert(Event),
-        [
-            {
-                "user_id": u,
-                "id": e,
-                "activity_type": activity_type,
-                "thread_id": t,
-                "message_id": message_id,
-                "created_at": now,
-            }
-            for u, e, t in stamped
-        ],
-    )
     return stamped
 
 
