@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import redis.asyncio as redis
 from fastapi import FastAPI
@@ -52,6 +52,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     secret = settings.jwt_secret_bytes()  # refuse to start with a bad secret, before serving
     community.check_overrides(settings)  # and with preferences the clients would not read
 
+    lifespan = _lifespan(settings, secret)
+    app = FastAPI(
+        title="Dovecote",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    handlers.install(app)
+    app.add_middleware(BodySizeLimit, settings=settings)
+    cors.install(app, settings)  # outermost: error answers carry the CORS headers too
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    app.include_router(user_settings_router)
+    app.include_router(community_router)
+    app.include_router(uploads_router)  # before pm: its /api/v2/pm/{id}/ would shadow ours
+    app.include_router(realtime_router)  # before pm's: /api/v2/pm/events/ is not /{id}/
+    app.include_router(realtime_socket_router)
+    app.include_router(pm_router)
+    _health(app)
+    observability.install(app, settings)  # request ids, access log, /metrics
+    webapp.install(app, settings)  # last: the page's routes never shadow the API's
+    openapi.install(app)
+    return app
+
+
+def _lifespan(
+    settings: Settings, secret: bytes
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What a serving process holds: the database, live delivery, storage and background tasks."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = create_database(settings)
@@ -81,29 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await broker.close()
             await database.dispose()
 
-    app = FastAPI(
-        title="Dovecote",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        redirect_slashes=False,
-    )
-    handlers.install(app)
-    app.add_middleware(BodySizeLimit, settings=settings)
-    cors.install(app, settings)  # outermost: error answers carry the CORS headers too
-    app.include_router(auth_router)
-    app.include_router(users_router)
-    app.include_router(user_settings_router)
-    app.include_router(community_router)
-    app.include_router(uploads_router)  # before pm: its /api/v2/pm/{id}/ would shadow ours
-    app.include_router(realtime_router)  # before pm's: /api/v2/pm/events/ is not /{id}/
-    app.include_router(realtime_socket_router)
-    app.include_router(pm_router)
-    _health(app)
-    observability.install(app, settings)  # request ids, access log, /metrics
-    webapp.install(app, settings)  # last: the page's routes never shadow the API's
-    openapi.install(app)
-    return app
+    return lifespan
 
 
 def _broker(settings: Settings) -> Broker:

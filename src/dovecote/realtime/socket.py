@@ -18,6 +18,7 @@ import asyncio
 import logging
 import random
 from contextlib import suppress
+from dataclasses import dataclass
 
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
@@ -84,31 +85,50 @@ async def refuse(websocket: WebSocket, status: int, detail: str, code: str) -> N
         await websocket.close(code=1008)
 
 
-async def serve(websocket: WebSocket, state: AppState, hub: Hub) -> None:
+@dataclass(frozen=True)
+class _Handshake:
+    protocol: str
+    token: str
+    cursor: int | None
+    connection_id: str | None
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.code = status, detail, code
+
+
+def _handshake(websocket: WebSocket, state: AppState) -> _Handshake:
+    """What the client asks for, checked in the order the answers are given (_Refused)."""
     origin = websocket.headers.get("origin")
     if not socket_origin_allowed(state.settings, origin, websocket.headers.get("host")):
-        return await refuse(
-            websocket, 403, f"Origin {origin} may not open live sockets.", "origin_not_allowed"
-        )
+        raise _Refused(403, f"Origin {origin} may not open live sockets.", "origin_not_allowed")
     offer = offered_token(websocket)
     try:
         cursor = requested_cursor(websocket)
     except ValueError:
-        return await refuse(websocket, 400, "`since` must be an event id.", "invalid")
+        raise _Refused(400, "`since` must be an event id.", "invalid") from None
     if offer is None:
-        return await refuse(
-            websocket, 401, "Authentication credentials were not provided.", "not_authenticated"
-        )
-    protocol, token = offer
+        raise _Refused(401, "Authentication credentials were not provided.", "not_authenticated")
     try:
         connection_id = web_client.connection_id(websocket.query_params.get(CONNECTION_QUERY))
     except InvalidInput as exc:
-        return await refuse(websocket, 400, exc.errors[0].message, "invalid")
+        raise _Refused(400, exc.errors[0].message, "invalid") from None
+    return _Handshake(offer[0], offer[1], cursor, connection_id)
+
+
+async def serve(websocket: WebSocket, state: AppState, hub: Hub) -> None:
+    try:
+        asked = _handshake(websocket, state)
+    except _Refused as no:
+        return await refuse(websocket, no.status, no.detail, no.code)
+    protocol, token, cursor = asked.protocol, asked.token, asked.cursor
     try:
         async with hub.db_gate:
             principal = await service.authenticate_socket(state.database, state.jwt_secret, token)
         # Subscribed before any backlog is read.
-        connection = hub.register(principal, token, connection_id)
+        connection = hub.register(principal, token, asked.connection_id)
     except AuthenticationFailed as exc:
         return await refuse(websocket, 401, exc.message, exc.code)
     except (SQLAlchemyError, OSError):

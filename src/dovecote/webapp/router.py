@@ -88,36 +88,45 @@ def _not_found() -> JSONResponse:
     return JSONResponse(error_body("Not found.", "not_found"), 404)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Mounts the page's routes; the API's routes are registered first and win."""
-    router = APIRouter(include_in_schema=False)
-    csp = content_security_policy(settings)
-    page_headers = {
+def _send(file: StaticFile, request: Request, headers: dict[str, str]) -> Response:
+    """A static file in the encoding the client accepts best."""
+    encoding, body = file.pick(request.headers.get("accept-encoding", ""))
+    out = dict(headers, Vary="Accept-Encoding")
+    if encoding != "identity":
+        out["Content-Encoding"] = encoding
+    return Response(body, media_type=file.media_type, headers=out)
+
+
+def _page(request: Request, headers: dict[str, str]) -> Response:
+    index = _load(STATIC / "index.html")
+    if index is None:  # a checkout whose web/ was never built
+        return JSONResponse(
+            error_body(
+                "The web page is not built (cd web && npm ci && npm run build).",
+                "page_not_built",
+            ),
+            404,
+        )
+    return _send(index, request, headers)
+
+
+def _page_headers(settings: Settings) -> dict[str, str]:
+    return {
         "Cache-Control": NO_CACHE,
-        "Content-Security-Policy": csp,
+        "Content-Security-Policy": content_security_policy(settings),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",
     }
 
-    def send(file: StaticFile, request: Request, headers: dict[str, str]) -> Response:
-        encoding, body = file.pick(request.headers.get("accept-encoding", ""))
-        out = dict(headers, Vary="Accept-Encoding")
-        if encoding != "identity":
-            out["Content-Encoding"] = encoding
-        return Response(body, media_type=file.media_type, headers=out)
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Mounts the page's routes; the API's routes are registered first and win."""
+    router = APIRouter(include_in_schema=False)
+    page_headers = _page_headers(settings)
 
     def page(request: Request) -> Response:
-        index = _load(STATIC / "index.html")
-        if index is None:  # a checkout whose web/ was never built
-            return JSONResponse(
-                error_body(
-                    "The web page is not built (cd web && npm ci && npm run build).",
-                    "page_not_built",
-                ),
-                404,
-            )
-        return send(index, request, page_headers)
+        return _page(request, page_headers)
 
     @router.api_route("/", methods=["GET", "HEAD"])
     async def root() -> RedirectResponse:
@@ -142,7 +151,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         file = _load(STATIC / "assets" / name)
         if file is None:
             return _not_found()
-        return send(
+        return _send(
             file, request, {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"}
         )
 
