@@ -273,6 +273,17 @@ WHERE u.inbox_count != (SELECT COUNT(*) FROM thread_members tm WHERE tm.user_id 
 """,
     ),
     Derived(
+        "unread_threads counts the user's threads with a message they have not read "
+        "(user, stored, real)",
+        """
+SELECT u.id, u.unread_threads, (SELECT COUNT(*) FROM thread_members tm WHERE tm.user_id = u.id
+    AND tm.last_incoming_id > tm.last_read_id AND tm.last_incoming_id > tm.cleared_before_id)
+FROM users u
+WHERE u.unread_threads != (SELECT COUNT(*) FROM thread_members tm WHERE tm.user_id = u.id
+    AND tm.last_incoming_id > tm.last_read_id AND tm.last_incoming_id > tm.cleared_before_id)
+""",
+    ),
+    Derived(
         "followers_counter and followings_counter count the follows "
         "(user, followers, followings, then the follows')",
         """

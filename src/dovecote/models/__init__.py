@@ -90,6 +90,12 @@ class User(Base):
     inbox_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # Per-user event stream position: bumped under the row lock, so ids are gap-free per user.
     last_event_id: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # Threads with a message from someone else the user has not read (ThreadMember.unread), the
+    # figure every live frame shows. Kept by database triggers on thread_members (migration
+    # 0007), so every write of a member row, whatever its path, keeps it in step.
+    unread_threads: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
 
     __table_args__ = (CheckConstraint("role IN ('admin', 'moderator', 'editor')", name="role"),)
 
@@ -190,8 +196,9 @@ class Thread(Base):
 class ThreadMember(Base):
     """A user's view of a thread: what is visible, what is read, where the inbox sorts it.
 
-    Visible in the inbox when `last_message_id > cleared_before_id`; `new` when
-    `last_incoming_id > last_read_id`. `message_count` counts the messages the member sees.
+    Visible in the inbox when `last_message_id > cleared_before_id`; unread (`new`) when
+    `last_incoming_id > last_read_id` and `last_incoming_id > cleared_before_id`, which
+    `users.unread_threads` counts. `message_count` counts the messages the member sees.
     """
 
     __tablename__ = "thread_members"

@@ -204,7 +204,7 @@ def _schema_note(revision: str | None) -> str | None:
             f"the backup's schema ({revision}) is unknown here: restore it with a newer Dovecote"
         )
     if revision not in script.get_heads():
-        return f"the backup's schema is at {revision}: the server migrates it when it starts"
+        return f"the backup's schema was at {revision}: the restored copy is migrated to this one"
     return None
 
 
@@ -222,6 +222,7 @@ def restore(settings: Settings, directory: Path, *, force: bool = False) -> Outc
             _refuse_unless_empty(settings, database, directory)
         staged = database.with_name(f".{database.name}.restoring")
         _copy(directory / DATABASE, staged)
+        _migrate(staged)
         _verify(staged)
         for suffix in ("-wal", "-shm", "-journal"):  # an old WAL must never meet the new file
             Path(f"{database}{suffix}").unlink(missing_ok=True)
@@ -249,6 +250,17 @@ def _refuse_unless_empty(settings: Settings, database: Path, directory: Path) ->
             f"the live data is not empty ({', '.join(live)}): "
             "pass --force to replace it with the backup"
         )
+
+
+def _migrate(path: Path) -> None:
+    """Bring the staged copy of an older backup to this Dovecote's schema (what the server
+    would do when it starts), so the invariants of this schema can be checked before it goes
+    live; a failure removes it and the live data stays as it was."""
+    try:
+        migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    except Exception as exc:  # what Alembic or SQLite said, in one line
+        path.unlink(missing_ok=True)
+        raise Refused(f"the backup's database could not be migrated: {exc}") from exc
 
 
 def _verify(path: Path) -> None:

@@ -44,6 +44,12 @@ MESSAGING: dict[str, str] = {
         SELECT u.id, u.inbox_count FROM users u
         WHERE u.inbox_count != (SELECT count(*) FROM thread_members m WHERE m.user_id = u.id
                                   AND m.last_message_id > m.cleared_before_id)""",
+    "unread_threads counts the threads with a message the user has not read": """
+        SELECT u.id, u.unread_threads FROM users u
+        WHERE u.unread_threads != (SELECT count(*) FROM thread_members m WHERE m.user_id = u.id
+                                     AND m.last_message_id > m.cleared_before_id
+                                     AND m.last_incoming_id > m.last_read_id
+                                     AND m.last_incoming_id > m.cleared_before_id)""",
     "last_event_id is at least the user's newest event": """
         SELECT u.id, u.last_event_id FROM users u
         WHERE u.last_event_id <

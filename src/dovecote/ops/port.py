@@ -1,8 +1,9 @@
 """`dovecote db port`: copy a stopped SQLite deployment into an empty PostgreSQL database.
 
 The target is migrated with the project's migrations, then every table is copied in dependency
-order with COPY (asyncpg's copy_records_to_table) in one transaction, the id sequences are set
-past the copied ids, and the copy is verified before it commits: row counts per table, the
+order with COPY (asyncpg's copy_records_to_table) in one transaction (the schema's triggers
+switched off: the counters they keep are copied too), the id sequences are set past the copied
+ids, and the copy is verified before it commits: row counts per table, the
 sequences, and the schema's invariants (ops.invariants). A failure rolls everything back, so
 the target is left empty (but migrated) and the port can simply be run again.
 
@@ -110,9 +111,11 @@ async def port(source: Path, target: str, progress: Progress | None = None) -> P
             async with connection.transaction():
                 started = time.perf_counter()
                 foreign_keys = await _drop_foreign_keys(connection)
+                triggered = await _disable_triggers(connection)
                 for table in SEEDED:  # the source holds these rows too
                     await connection.execute(f"DELETE FROM {quote(table)}")
                 await _copy_tables(claimed, connection, report, progress)
+                await _enable_triggers(connection, triggered)
                 await _restore_foreign_keys(connection, foreign_keys)
                 sequences = await _set_sequences(connection)
                 report.copy_seconds = time.perf_counter() - started
@@ -192,6 +195,29 @@ async def _restore_foreign_keys(
             )
         except asyncpg.ForeignKeyViolationError as exc:
             raise VerificationFailed(f"the copy of {table} breaks {name}: {exc}") from exc
+
+
+async def _disable_triggers(connection: asyncpg.Connection) -> list[str]:
+    """Switch off the schema's own triggers for the copy and return their tables: they keep
+    counters (users.unread_threads) that the copy brings along with the rows they count, so
+    firing them over the copied rows would count everything twice."""
+    tables = [
+        str(table)
+        for (table,) in await connection.fetch(
+            """SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger t
+               JOIN pg_class c ON c.oid = t.tgrelid
+               WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace
+               ORDER BY 1"""
+        )
+    ]
+    for table in tables:
+        await connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    return tables
+
+
+async def _enable_triggers(connection: asyncpg.Connection, tables: list[str]) -> None:
+    for table in tables:
+        await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
 
 def _reader(table: Table) -> tuple[Any, Callable[[Sequence[Any]], tuple[Any, ...]]]:

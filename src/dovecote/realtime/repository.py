@@ -1,18 +1,18 @@
 """All SQL of live delivery: a user's events after a cursor, with what a frame shows.
 
 Rendering a page of frames for one user costs three indexed statements whatever its size:
-events joined to their messages and threads (with the user's unread thread count), the user's
-snippets of those threads, and the users named.
+events joined to their messages and threads (with the user's kept unread thread count, one
+row), the user's snippets of those threads, and the users named.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dovecote.models import Event, File, Message, Thread, ThreadMember, User
+from dovecote.models import Event, File, Message, Thread, User
 from dovecote.pm.repository import MESSAGE_COLUMNS
 
 
@@ -45,7 +45,7 @@ async def events_after(
     and (the same on every row) the user's unread thread count."""
     query = (
         select(
-            _unread_threads(user_id).scalar_subquery().label("unread_threads"),
+            _unread_threads(user_id).label("unread_threads"),
             Event.id.label("event_id"),
             Event.activity_type,
             Event.thread_id,
@@ -66,14 +66,6 @@ async def events_after(
     return list(await session.execute(query))
 
 
-def _unread_threads(user_id: int) -> Select[tuple[int]]:
-    """Threads with a message from someone else that the user has not read."""
-    return (
-        select(func.count())
-        .select_from(ThreadMember)
-        .where(
-            ThreadMember.user_id == user_id,
-            ThreadMember.last_incoming_id > ThreadMember.last_read_id,
-            ThreadMember.last_incoming_id > ThreadMember.cleared_before_id,
-        )
-    )
+def _unread_threads(user_id: int) -> Any:
+    """The user's kept count of threads with something unread (users.unread_threads)."""
+    return select(User.unread_threads).where(User.id == user_id).scalar_subquery()
