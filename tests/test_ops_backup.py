@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 
+from dovecote.core import migrate
 from dovecote.core.settings import Settings
 from dovecote.ops import invariants
 from tests.conftest import Member
@@ -177,3 +179,49 @@ async def test_backup_refuses_a_used_directory_and_points_postgresql_at_pg_dump(
     line = refusal(await cli("backup", str(tmp_path / "new")))
     assert "pg_dump" in line and "Backups" in line
     assert "pg_restore" in refusal(await cli("restore", str(tmp_path / "new")))
+
+
+def _previous_revision() -> str:
+    """The revision before this Dovecote's newest: the schema of a backup taken before it."""
+    script = ScriptDirectory.from_config(migrate.alembic_config(""))
+    (head,) = script.get_heads()
+    before = script.get_revision(head).down_revision
+    assert isinstance(before, str)
+    return before
+
+
+async def test_a_backup_of_the_schema_before_is_migrated_and_its_unread_counts_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup from before users.unread_threads existed: the restored copy is migrated
+    before its invariants are checked, and the count starts from what its members read."""
+    old = deployment(tmp_path / "old" / "data")
+    path = old.data_dir / "dovecote.sqlite3"
+    await asyncio.to_thread(migrate.upgrade, f"sqlite+aiosqlite:///{path}", _previous_revision())
+    with sqlite3.connect(path) as db:  # bruno wrote to anna, who has not read it yet
+        db.executescript(
+            """
+            INSERT INTO users (id, username, username_key, real_name, bio, is_active, deleted,
+                date_joined, followers_counter, followings_counter, inbox_count, last_event_id)
+            VALUES (1, 'anna', 'anna', '', '', 1, 0, '2026-01-01 00:00:00', 0, 0, 1, 0),
+                   (2, 'bruno', 'bruno', '', '', 1, 0, '2026-01-01 00:00:00', 0, 0, 1, 0);
+            INSERT INTO threads (id, user_low_id, user_high_id, created_at)
+            VALUES (1, 1, 2, '2026-01-01 00:00:00');
+            INSERT INTO messages (id, sender_id, body, status, created_at)
+            VALUES (1, 2, 'hi', 'created', '2026-01-01 00:00:00');
+            INSERT INTO thread_messages (thread_id, message_id) VALUES (1, 1);
+            INSERT INTO thread_members (thread_id, user_id, last_message_id, last_incoming_id,
+                last_read_id, cleared_before_id, visible_since_id, message_count)
+            VALUES (1, 1, 1, 1, 0, 0, 1, 1), (1, 2, 1, 0, 1, 0, 1, 1);
+            """
+        )
+    cli_env(monkeypatch, old)
+    ok(await cli("backup", str(tmp_path / "backup")))
+
+    restored = deployment(tmp_path / "restored" / "data")
+    cli_env(monkeypatch, restored)
+    output = ok(await cli("restore", str(tmp_path / "backup")))
+    assert f"schema was at {_previous_revision()}" in output
+    with sqlite3.connect(restored.data_dir / "dovecote.sqlite3") as check:
+        counts = check.execute("SELECT id, unread_threads FROM users ORDER BY id").fetchall()
+    assert counts == [(1, 1), (2, 0)]
