@@ -18,13 +18,33 @@ from tests.conftest import Member, World
 PM = "/api/v2/pm/"
 
 
-async def send(client: httpx.AsyncClient, sender: Member, *to: Member, text: str = "hi") -> Any:
-    """Send one message (as the seed does) and return the answer; time moves on 1 ms so that
-    every message has its own timestamp."""
-    clock.advance(timedelta(milliseconds=1))
-    response = await client.post(
-        PM, json={"recipients": [m.id for m in to], "message": text}, headers=sender.auth
+async def post_message(
+    client: httpx.AsyncClient,
+    sender: Member,
+    recipients: Any,
+    message: Any = "hi",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST a send as the seed does, whatever the body holds; the answer is the caller's to
+    judge (the tests of refusals send what a client must not)."""
+    return await client.post(
+        PM,
+        json={"recipients": recipients, "message": message},
+        headers={**sender.auth, **(headers or {})},
     )
+
+
+async def send(
+    client: httpx.AsyncClient,
+    sender: Member,
+    *to: Member,
+    text: str = "hi",
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """Send one message and return the answer (201, or the test fails); time moves on 1 ms so
+    that every message has its own timestamp."""
+    clock.advance(timedelta(milliseconds=1))
+    response = await post_message(client, sender, [m.id for m in to], text, headers)
     assert response.status_code == 201, response.text
     return response.json()
 

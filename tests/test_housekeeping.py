@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from dovecote.core.settings import Settings, get_settings
 from dovecote.housekeeping import service as housekeeping
 from dovecote.realtime import service as realtime
 from tests.conftest import SECRET, Member, World
-from tests.realtime_helpers import WAIT, serving, socket
+from tests.pm_support import send
+from tests.realtime_helpers import WAIT, socket
 
 KEY_TTL = 3_600
 RETENTION = 5_400
@@ -54,15 +54,6 @@ async def pair(world: World) -> tuple[Member, Member]:
     return lasting(anna), lasting(bruno)
 
 
-async def send(
-    client: httpx.AsyncClient, sender: Member, to: Member, text: str, key: str | None = None
-) -> httpx.Response:
-    headers = {**sender.auth, **({"Idempotency-Key": key} if key else {})}
-    response = await client.post(PM, json={"recipients": [to.id], "message": text}, headers=headers)
-    assert response.status_code == 201, response.text
-    return response
-
-
 async def rows(world: World, statement: str) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in await world.sql(statement)]
 
@@ -77,16 +68,20 @@ async def test_a_pass_removes_expired_keys_and_old_events_and_nothing_still_need
 ) -> None:
     anna, bruno = pair
     for i in range(3):  # t0: three keys, six events (one per side)
-        await send(client, anna, bruno, f"old {i}", key=f"old-{i}")
+        await send(client, anna, bruno, text=f"old {i}", headers={"Idempotency-Key": f"old-{i}"})
     clock.advance(timedelta(seconds=KEY_TTL + 1))
-    fresh = await send(client, anna, bruno, "fresh", key="fresh")  # t0 + TTL + 1
+    fresh = await send(
+        client, anna, bruno, text="fresh", headers={"Idempotency-Key": "fresh"}
+    )  # t0 + TTL + 1
 
     removed = await housekeeping.run_once(database_of(app), app.state.dovecote.settings)
 
     assert removed == housekeeping.Removed(idempotency_keys=3, events=0)
     assert await rows(world, "SELECT key FROM idempotency_keys") == [("fresh",)]
-    retry = await send(client, anna, bruno, "fresh", key="fresh")  # still exactly-once
-    assert retry.json()["id"] == fresh.json()["id"]
+    retry = await send(
+        client, anna, bruno, text="fresh", headers={"Idempotency-Key": "fresh"}
+    )  # still exactly-once
+    assert retry["id"] == fresh["id"]
 
     clock.advance(timedelta(seconds=RETENTION - KEY_TTL))  # t0 + retention + 1
     removed = await housekeeping.run_once(database_of(app), app.state.dovecote.settings)
@@ -102,15 +97,19 @@ async def test_a_reclaimed_key_is_not_purged(
     app: FastAPI, client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    await send(client, anna, bruno, "first", key="k")
+    await send(client, anna, bruno, text="first", headers={"Idempotency-Key": "k"})
     clock.advance(timedelta(seconds=KEY_TTL + 1))
-    again = await send(client, anna, bruno, "second use after the TTL", key="k")
+    again = await send(
+        client, anna, bruno, text="second use after the TTL", headers={"Idempotency-Key": "k"}
+    )
 
     removed = await housekeeping.run_once(database_of(app), app.state.dovecote.settings)
 
     assert removed is not None and removed.idempotency_keys == 0
-    retry = await send(client, anna, bruno, "second use after the TTL", key="k")
-    assert retry.json()["id"] == again.json()["id"]
+    retry = await send(
+        client, anna, bruno, text="second use after the TTL", headers={"Idempotency-Key": "k"}
+    )
+    assert retry["id"] == again["id"]
 
 
 async def test_two_runners_at_once_only_one_does_the_work(
@@ -119,7 +118,7 @@ async def test_two_runners_at_once_only_one_does_the_work(
     """Two processes: two Database objects (engines, pools) on the same database."""
     anna, bruno = pair
     for i in range(5):
-        await send(client, anna, bruno, f"m{i}", key=f"k{i}")
+        await send(client, anna, bruno, text=f"m{i}", headers={"Idempotency-Key": f"k{i}"})
     clock.advance(timedelta(seconds=RETENTION + 1))
     one, other = create_database(settings), create_database(settings)
     try:
@@ -160,7 +159,7 @@ async def test_serve_runs_housekeeping_periodically(
     settings: Settings, world: World, client: httpx.AsyncClient, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    await send(client, anna, bruno, "old")
+    await send(client, anna, bruno, text="old")
     clock.advance(timedelta(seconds=RETENTION + 1))
     periodic = create_app(settings.model_copy(update={"housekeeping_interval_seconds": 1}))
     async with LifespanManager(periodic):
@@ -172,22 +171,16 @@ async def test_serve_runs_housekeeping_periodically(
 # --- catching up from a cursor older than what is kept ----------------------------------------
 
 
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
-
-
 async def pruned_backlog(
     app: FastAPI, client: httpx.AsyncClient, pair: tuple[Member, Member]
 ) -> None:
     """Bruno's events 1 and 2 removed by housekeeping, 3 and 4 kept."""
     anna, bruno = pair
-    await send(client, anna, bruno, "one")
-    await send(client, anna, bruno, "two")
+    await send(client, anna, bruno, text="one")
+    await send(client, anna, bruno, text="two")
     clock.advance(timedelta(seconds=RETENTION + 1))
-    await send(client, anna, bruno, "three")
-    await send(client, anna, bruno, "four")
+    await send(client, anna, bruno, text="three")
+    await send(client, anna, bruno, text="four")
     removed = await housekeeping.run_once(database_of(app), app.state.dovecote.settings)
     assert removed is not None and removed.events == 4
 
@@ -211,7 +204,7 @@ async def test_a_socket_whose_cursor_was_pruned_is_told_to_reload_then_continues
     await pruned_backlog(app, client, pair)
     async with socket(base, bruno.token, since=1) as ws:
         first = await received(ws, 3)
-        await send(client, anna, bruno, "live")
+        await send(client, anna, bruno, text="live")
         live = await received(ws, 1)
     assert shape(first) == [("reload", 2), ("interaction", 3), ("interaction", 4)]
     assert first[0]["data"]["reason"] == "cursor_too_old"
@@ -231,13 +224,13 @@ async def test_reload_when_every_event_after_the_cursor_is_gone(
     app: FastAPI, base: str, client: httpx.AsyncClient, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    await send(client, anna, bruno, "one")
-    await send(client, anna, bruno, "two")
+    await send(client, anna, bruno, text="one")
+    await send(client, anna, bruno, text="two")
     clock.advance(timedelta(seconds=RETENTION + 1))
     await housekeeping.run_once(database_of(app), app.state.dovecote.settings)
     async with socket(base, bruno.token, since=0) as ws:
         reload = await received(ws, 1)
-        await send(client, anna, bruno, "three")
+        await send(client, anna, bruno, text="three")
         live = await received(ws, 1)
     assert shape(reload) == [("reload", 2)]
     assert shape(live) == [("interaction", 3)]
@@ -248,7 +241,7 @@ async def test_a_hole_in_the_middle_is_a_reload_in_place(
 ) -> None:
     anna, bruno = pair
     for i in range(4):
-        await send(client, anna, bruno, f"m{i}")
+        await send(client, anna, bruno, text=f"m{i}")
     await world.sql("DELETE FROM events WHERE user_id = :u AND id = 2", u=bruno.id)
     state = app.state.dovecote
     frames = await realtime.frames_after(state.database, state.settings, bruno.id, 0, 100)
@@ -313,4 +306,4 @@ async def _old_rows(settings: Settings) -> None:
         await world.follow(bruno, anna)
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            await send(http, anna, bruno, "old", key="old")
+            await send(http, anna, bruno, text="old", headers={"Idempotency-Key": "old"})

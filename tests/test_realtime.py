@@ -12,16 +12,8 @@ from websockets.exceptions import InvalidStatus
 
 from dovecote.core import clock, security
 from tests.conftest import Member, World
+from tests.pm_support import send
 from tests.realtime_helpers import HEARTBEAT, WAIT, frames, next_frame, socket
-
-
-async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str) -> int:
-    response = await client.post(
-        "/api/v2/pm/", json={"recipients": [to.id], "message": text}, headers=sender.auth
-    )
-    assert response.status_code == 201, response.text
-    message_id: int = response.json()["id"]
-    return message_id
 
 
 async def test_handshake_echoes_the_token_subprotocol(base: str, world: World) -> None:
@@ -94,7 +86,7 @@ async def test_a_message_reaches_every_device_of_every_participant_and_nobody_el
         socket(base, anna.token) as anna_laptop,
         socket(base, carla.token) as carla_phone,
     ):
-        message_id = await send(client, anna, bruno, "ciao Bruno")
+        message_id = (await send(client, anna, bruno, text="ciao Bruno"))["id"]
 
         for ws in (bruno_phone, bruno_laptop):
             data = await next_frame(ws)
@@ -122,7 +114,7 @@ async def test_a_message_reaches_every_device_of_every_participant_and_nobody_el
         assert mine["count_interactions"] == 0
 
         # Carla's first frame is about her own message: Bruno's never reached her.
-        other_id = await send(client, dario, carla, "ciao Carla")
+        other_id = (await send(client, dario, carla, text="ciao Carla"))["id"]
         data = await next_frame(carla_phone)
         assert data["event_id"] == 1
         assert data["notification_obj"]["message"]["id"] == other_id
@@ -139,7 +131,7 @@ async def test_a_deletion_arrives_as_105(
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(bruno, anna)
     async with socket(base, bruno.token) as ws:
-        message_id = await send(client, anna, bruno, "oops")
+        message_id = (await send(client, anna, bruno, text="oops"))["id"]
         assert (await next_frame(ws))["activity_type"] == 37
         response = await client.delete(f"/api/v2/pm/{message_id}/", headers=anna.auth)
         assert response.status_code == 204
@@ -159,7 +151,7 @@ async def test_a_late_deletion_shows_the_placeholder(
 ) -> None:
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(bruno, anna)
-    message_id = await send(client, anna, bruno, "said too much")
+    message_id = (await send(client, anna, bruno, text="said too much"))["id"]
     clock.advance(timedelta(minutes=5))
     async with socket(base, bruno.token) as ws:
         await client.delete(f"/api/v2/pm/{message_id}/", headers=anna.auth)
@@ -175,10 +167,10 @@ async def test_since_replays_the_backlog_then_streams_live(
 ) -> None:
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(bruno, anna)
-    sent = [await send(client, anna, bruno, f"m{i}") for i in range(3)]
+    sent = [(await send(client, anna, bruno, text=f"m{i}"))["id"] for i in range(3)]
     async with socket(base, bruno.token, since=1) as ws:
         replayed = await frames(ws, 2)
-        live_id = await send(client, anna, bruno, "live")
+        live_id = (await send(client, anna, bruno, text="live"))["id"]
         live = await next_frame(ws)
     assert [f["event_id"] for f in replayed] == [2, 3]
     assert [f["notification_obj"]["message"]["id"] for f in replayed] == sent[1:]
@@ -190,9 +182,9 @@ async def test_without_since_only_new_events_are_sent(
 ) -> None:
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(bruno, anna)
-    await send(client, anna, bruno, "before")
+    await send(client, anna, bruno, text="before")
     async with socket(base, bruno.token) as ws:
-        after = await send(client, anna, bruno, "after")
+        after = (await send(client, anna, bruno, text="after"))["id"]
         data = await next_frame(ws)
     assert (data["event_id"], data["notification_obj"]["message"]["id"]) == (2, after)
 

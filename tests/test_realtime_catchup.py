@@ -13,17 +13,9 @@ from sqlalchemy import event
 
 from dovecote.core.broker import LiveEvent
 from dovecote.realtime import service
-from tests.conftest import Member, World
+from tests.conftest import World
+from tests.pm_support import send
 from tests.realtime_helpers import WAIT, frames, next_frame, socket
-
-
-async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str) -> int:
-    response = await client.post(
-        "/api/v2/pm/", json={"recipients": [to.id], "message": text}, headers=sender.auth
-    )
-    assert response.status_code == 201, response.text
-    message_id: int = response.json()["id"]
-    return message_id
 
 
 class DroppingBroker:
@@ -70,18 +62,18 @@ async def test_reconnecting_with_since_gets_every_missed_event_once_in_order(
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(bruno, anna)
     async with socket(base, bruno.token) as ws:
-        first = await send(client, anna, bruno, "one")
+        first = (await send(client, anna, bruno, text="one"))["id"]
         seen = await next_frame(ws)
     assert seen["event_id"] == 1
 
     lossy.dropping = True  # live delivery is down while Bruno is away, and after
-    missed = [await send(client, anna, bruno, f"missed {i}") for i in range(3)]
+    missed = [(await send(client, anna, bruno, text=f"missed {i}"))["id"] for i in range(3)]
     await lossy.wait_dropped(6)  # three messages, two users each
 
     async with socket(base, bruno.token, since=seen["event_id"]) as ws:
         replayed = await frames(ws, 3)
         lossy.dropping = False
-        last = await send(client, anna, bruno, "back")
+        last = (await send(client, anna, bruno, text="back"))["id"]
         live = await next_frame(ws)
     assert ids(replayed) == [2, 3, 4]
     assert messages(replayed) == missed
@@ -96,12 +88,12 @@ async def test_a_live_gap_is_filled_from_the_database(
     await world.follow(bruno, anna)
     async with socket(base, bruno.token) as ws:
         lossy.dropping = True
-        missed = [await send(client, anna, bruno, f"lost {i}") for i in range(2)]
+        missed = [(await send(client, anna, bruno, text=f"lost {i}"))["id"] for i in range(2)]
         await lossy.wait_dropped(4)
         lossy.dropping = False
-        last = await send(client, anna, bruno, "arrives")  # its id jumps past last + 1
+        last = (await send(client, anna, bruno, text="arrives"))["id"]  # its id jumps past last + 1
         got = await frames(ws, 3)
-        after = await send(client, anna, bruno, "and then")
+        after = (await send(client, anna, bruno, text="and then"))["id"]
         tail = await next_frame(ws)
     assert ids(got) == [1, 2, 3]
     assert messages(got) == [*missed, last]
@@ -128,9 +120,11 @@ async def test_no_duplicate_at_the_seam_between_backlog_and_live(
     monkeypatch.setattr(service, "frames_after", slow_backlog)
     async with socket(base, bruno.token, since=0) as ws:
         await asyncio.wait_for(backlog_reading.wait(), 10)
-        during = await send(client, anna, bruno, "during the backlog read")  # nudged live too
+        during = (await send(client, anna, bruno, text="during the backlog read"))[
+            "id"
+        ]  # nudged live too
         go_on.set()
-        after = await send(client, anna, bruno, "after")
+        after = (await send(client, anna, bruno, text="after"))["id"]
         got = await frames(ws, 2)
     assert ids(got) == [1, 2]
     assert messages(got) == [during, after]
@@ -139,7 +133,7 @@ async def test_no_duplicate_at_the_seam_between_backlog_and_live(
 async def test_the_rest_twin_pages_through_events(client: httpx.AsyncClient, world: World) -> None:
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(bruno, anna)
-    sent = [await send(client, anna, bruno, f"m{i}") for i in range(5)]
+    sent = [(await send(client, anna, bruno, text=f"m{i}"))["id"] for i in range(5)]
 
     first = await client.get("/api/v2/pm/events/?since=0&limit=2", headers=bruno.auth)
     assert first.status_code == 200, first.text
@@ -165,7 +159,7 @@ async def test_the_rest_twin_shows_only_the_callers_events(
 ) -> None:
     anna, bruno, carla = await world.user("anna"), await world.user("bruno"), await world.user()
     await world.follow(bruno, anna)
-    await send(client, anna, bruno, "private")
+    await send(client, anna, bruno, text="private")
     response = await client.get("/api/v2/pm/events/", headers=carla.auth)
     assert response.json()["results"] == []
     assert response.json()["count"] == 0
@@ -194,7 +188,7 @@ async def test_catching_up_costs_the_same_few_queries_for_one_event_or_many(
     anna, bruno, carla = await world.user("anna"), await world.user("bruno"), await world.user()
     await world.mutual(anna, bruno, carla)
     for i in range(12):
-        await send(client, anna if i % 2 else carla, bruno, f"m{i}")
+        await send(client, anna if i % 2 else carla, bruno, text=f"m{i}")
     state = app.state.dovecote
     statements: list[str] = []
 

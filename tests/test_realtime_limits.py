@@ -13,7 +13,8 @@ from dovecote.auth import service as auth_service
 from dovecote.core.db import standalone_unit
 from dovecote.realtime import service
 from dovecote.realtime.serving import GracefulServer
-from tests.conftest import Member, World
+from tests.conftest import World
+from tests.pm_support import send
 from tests.realtime_helpers import (
     HEARTBEAT,
     WAIT,
@@ -27,13 +28,6 @@ from tests.realtime_helpers import (
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"ws_queue_size": 2, "ws_recheck_seconds": 0.2}
-
-
-async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str) -> None:
-    response = await client.post(
-        "/api/v2/pm/", json={"recipients": [to.id], "message": text}, headers=sender.auth
-    )
-    assert response.status_code == 201, response.text
 
 
 async def oauth_token(client: httpx.AsyncClient, app: FastAPI, world: World) -> tuple[str, str]:
@@ -72,7 +66,7 @@ async def test_a_consumer_that_cannot_keep_up_is_closed_with_1013(
     async with socket(base, bruno.token, since=0) as ws:  # the writer hangs from the start
         await asyncio.wait_for(stuck.wait(), WAIT)
         for i in range(3):  # the mailbox holds 2 nudges
-            await send(client, anna, bruno, f"message {i}")
+            await send(client, anna, bruno, text=f"message {i}")
         assert await closed_with(ws) == 1013
 
 
@@ -114,7 +108,7 @@ async def test_a_lost_nudge_is_recovered_by_the_periodic_check(
         await ws.send(HEARTBEAT)
         assert await ws.recv() == HEARTBEAT
         monkeypatch.setattr(app.state.dovecote.broker, "publish", lost)
-        await send(client, anna, bruno, "nobody nudged")
+        await send(client, anna, bruno, text="nobody nudged")
         data = await next_frame(ws)
     assert data["event_id"] == 1
 

@@ -21,7 +21,8 @@ from fastapi import FastAPI
 
 from dovecote.app import create_app
 from dovecote.core.settings import Settings
-from tests.conftest import PG_URL, REDIS_URL, SECRET, Member, World
+from tests.conftest import PG_URL, REDIS_URL, SECRET, World
+from tests.pm_support import send
 from tests.realtime_helpers import HEARTBEAT, WAIT, frames, next_frame, serving, socket
 
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="DOVECOTE_TEST_REDIS_URL is not set")
@@ -52,15 +53,6 @@ async def second_app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def second_base(second_app: FastAPI) -> AsyncIterator[str]:
     async with serving(second_app) as url:
         yield url
-
-
-async def send(client: httpx.AsyncClient, sender: Member, to: Member, text: str) -> int:
-    response = await client.post(
-        "/api/v2/pm/", json={"recipients": [to.id], "message": text}, headers=sender.auth
-    )
-    assert response.status_code == 201, response.text
-    message_id: int = response.json()["id"]
-    return message_id
 
 
 class LossyRedis:
@@ -97,7 +89,7 @@ async def test_a_message_crosses_to_a_socket_held_by_another_process(
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(bruno, anna)
     async with socket(second_base, bruno.token) as ws:
-        message_id = await send(client, anna, bruno, "across")
+        message_id = (await send(client, anna, bruno, text="across"))["id"]
         data = await next_frame(ws)
     assert data["notification_obj"]["message"]["id"] == message_id
 
@@ -113,19 +105,19 @@ async def test_messages_lost_by_redis_are_recovered_live_and_on_reconnect(
     await world.follow(bruno, anna)
     lossy = LossyRedis(app, monkeypatch)
     async with socket(second_base, bruno.token) as ws:
-        await send(client, anna, bruno, "heard")
+        await send(client, anna, bruno, text="heard")
         assert (await next_frame(ws))["event_id"] == 1
         lossy.dropping = True
-        lost = [await send(client, anna, bruno, f"lost {i}") for i in range(2)]
+        lost = [(await send(client, anna, bruno, text=f"lost {i}"))["id"] for i in range(2)]
         await lossy.wait_dropped(2)
         lossy.dropping = False
-        heard = await send(client, anna, bruno, "heard again")  # reveals the gap
+        heard = (await send(client, anna, bruno, text="heard again"))["id"]  # reveals the gap
         live = await frames(ws, 3)
     assert ids(live) == [2, 3, 4]
     assert [d["notification_obj"]["message"]["id"] for d in live] == [*lost, heard]
 
     lossy.dropping = True
-    away = [await send(client, anna, bruno, f"while away {i}") for i in range(2)]
+    away = [(await send(client, anna, bruno, text=f"while away {i}"))["id"] for i in range(2)]
     await lossy.wait_dropped(4)
     async with socket(second_base, bruno.token, since=4) as ws:
         replayed = await frames(ws, 2)
@@ -148,7 +140,7 @@ async def test_a_dropped_subscription_resyncs_every_socket(
         await ws.send(HEARTBEAT)
         assert await ws.recv() == HEARTBEAT
         lossy.dropping = True
-        lost = await send(client, anna, bruno, "published while the link was down")
+        lost = (await send(client, anna, bruno, text="published while the link was down"))["id"]
         await lossy.wait_dropped(1)
         await kill_subscription(second_app.state.dovecote.broker.client_name)
         data = await next_frame(ws)  # no new nudge: the resubscription's resync finds it
@@ -240,10 +232,10 @@ async def test_two_server_processes_deliver_to_each_others_sockets(
         socket(as_ws[0], bruno.token) as bruno_on_first,
         socket(as_ws[0], anna.token) as anna_on_first,
     ):
-        sent = await send(via_first, anna, bruno, "from the first process")
+        sent = (await send(via_first, anna, bruno, text="from the first process"))["id"]
         for ws in (bruno_on_second, bruno_on_first, anna_on_first):
             assert (await next_frame(ws))["notification_obj"]["message"]["id"] == sent
-        reply = await send(via_second, bruno, anna, "from the second process")
+        reply = (await send(via_second, bruno, anna, text="from the second process"))["id"]
         data = await next_frame(anna_on_first)
         assert data["notification_obj"]["message"]["id"] == reply
         assert data["notification_obj"]["message"]["sender"]["username"] == "bruno"

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from dovecote.core.db import DatabaseUnavailable, UnitOfWork
 from tests.conftest import Member, World
+from tests.pm_support import post_message
 
 PM = "/api/v2/pm/"
 TABLES = ("messages", "threads", "thread_members", "thread_messages", "events")
@@ -44,14 +45,6 @@ def assert_field_error(response: httpx.Response, field: str, code: str | None = 
         assert code in fields[field], body
 
 
-async def send(
-    client: httpx.AsyncClient, sender: Member, recipients: Any, message: Any = "hello"
-) -> httpx.Response:
-    return await client.post(
-        PM, json={"recipients": recipients, "message": message}, headers=sender.auth
-    )
-
-
 @pytest.fixture
 async def pair(world: World) -> tuple[Member, Member]:
     anna, bruno = await world.user("anna"), await world.user("bruno")
@@ -66,7 +59,7 @@ async def test_seed_fields_and_later_fields(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    response = await send(client, anna, [bruno.id], "string")
+    response = await post_message(client, anna, [bruno.id], "string")
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) >= {
@@ -100,7 +93,7 @@ async def test_text_is_stored_verbatim(
 ) -> None:
     anna, bruno = pair
     text = "  <b>bold</b> & <script>alert(1)</script>\n\tçà 🕊️ \r\n"
-    response = await send(client, anna, [bruno.id], text)
+    response = await post_message(client, anna, [bruno.id], text)
     assert response.status_code == 201, response.text
     assert response.json()["message"] == text
     assert (await world.sql("SELECT body FROM messages"))[0][0] == text
@@ -110,8 +103,8 @@ async def test_integer_form_equals_list_form(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    as_int = await send(client, anna, bruno.id)
-    as_list = await send(client, anna, [bruno.id])
+    as_int = await post_message(client, anna, bruno.id)
+    as_list = await post_message(client, anna, [bruno.id])
     assert as_int.status_code == as_list.status_code == 201
     assert as_int.json()["thread_id"] == as_list.json()["thread_id"]
     assert as_int.json()["receiver"]["id"] == bruno.id
@@ -151,7 +144,7 @@ async def test_duplicate_recipients_are_stored_once(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    response = await send(client, anna, [bruno.id, bruno.id, bruno.id])
+    response = await post_message(client, anna, [bruno.id, bruno.id, bruno.id])
     assert response.status_code == 201, response.text
     assert await world.sql("SELECT COUNT(*) FROM messages") == [(1,)]
     assert await world.sql("SELECT COUNT(*) FROM thread_messages") == [(1,)]
@@ -164,7 +157,7 @@ async def test_multi_recipient_send_is_one_message_in_each_thread(
     anna, bruno, carla = await world.user("anna"), await world.user("b"), await world.user("c")
     await world.follow(bruno, anna)
     await world.follow(carla, anna)
-    response = await send(client, anna, [bruno.id, carla.id], "to you both")
+    response = await post_message(client, anna, [bruno.id, carla.id], "to you both")
     assert response.status_code == 201, response.text
     message_id = response.json()["id"]
     assert await world.sql("SELECT id FROM messages") == [(message_id,)]
@@ -183,7 +176,7 @@ async def test_list_answer_has_one_element_per_recipient(
     anna, bruno, carla = await world.user("anna"), await world.user("b"), await world.user("c")
     await world.follow(bruno, anna)
     await world.follow(carla, anna)
-    response = await send(client, anna, [carla.id, bruno.id, carla.id])
+    response = await post_message(client, anna, [carla.id, bruno.id, carla.id])
     assert response.status_code == 201, response.text
     body = response.json()
     assert isinstance(body, list) and len(body) == 2
@@ -193,7 +186,7 @@ async def test_list_answer_has_one_element_per_recipient(
     for item in body:
         assert item["sender_id"] == anna.id and item["status"] == "created"
         assert item["file"] is None and item["group"] is None
-    single = await send(client, anna, bruno.id)
+    single = await post_message(client, anna, bruno.id)
     assert isinstance(single.json(), list) and len(single.json()) == 1
 
 
@@ -202,8 +195,8 @@ async def test_second_send_reuses_the_thread(
 ) -> None:
     anna, bruno = pair
     await world.follow(anna, bruno)
-    first = await send(client, anna, [bruno.id])
-    reply = await send(client, bruno, [anna.id])
+    first = await post_message(client, anna, [bruno.id])
+    reply = await post_message(client, bruno, [anna.id])
     assert first.json()["thread_id"] == reply.json()["thread_id"]
     assert first.json()["id"] != reply.json()["id"]
 
@@ -214,7 +207,7 @@ async def test_second_send_reuses_the_thread(
 async def test_to_a_non_follower(client: httpx.AsyncClient, world: World) -> None:
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(anna, bruno)  # the wrong way round: anna follows bruno
-    response = await send(client, anna, [bruno.id])
+    response = await post_message(client, anna, [bruno.id])
     assert_error(response, 403, "recipient_not_follower")
     assert str(bruno.id) in response.json()["detail"]
     await nothing_stored(world)
@@ -226,11 +219,11 @@ async def test_to_a_user_who_hid_the_sender(
     anna, bruno = pair
     hide = await client.post(f"/api/v2/user/{anna.id}/hide/", headers=bruno.auth)
     assert hide.status_code == 204
-    assert_error(await send(client, anna, [bruno.id]), 403, "recipient_blocked")
+    assert_error(await post_message(client, anna, [bruno.id]), 403, "recipient_blocked")
     await nothing_stored(world)
     # Unhiding lets messages through again.
     await client.post(f"/api/v2/user/{anna.id}/hide/", headers=bruno.auth)
-    assert (await send(client, anna, [bruno.id])).status_code == 201
+    assert (await post_message(client, anna, [bruno.id])).status_code == 201
 
 
 async def test_hiding_someone_does_not_stop_them_receiving(
@@ -238,7 +231,7 @@ async def test_hiding_someone_does_not_stop_them_receiving(
 ) -> None:
     anna, bruno = pair
     await client.post(f"/api/v2/user/{bruno.id}/hide/", headers=anna.auth)
-    assert (await send(client, anna, [bruno.id])).status_code == 201
+    assert (await post_message(client, anna, [bruno.id])).status_code == 201
 
 
 async def test_to_a_deleted_user(
@@ -246,7 +239,7 @@ async def test_to_a_deleted_user(
 ) -> None:
     anna, bruno = pair
     await world.sql("UPDATE users SET deleted = true WHERE id = :id", id=bruno.id)
-    assert_error(await send(client, anna, [bruno.id]), 403, "recipient_deleted")
+    assert_error(await post_message(client, anna, [bruno.id]), 403, "recipient_deleted")
     await nothing_stored(world)
 
 
@@ -255,15 +248,15 @@ async def test_to_a_deactivated_user(
 ) -> None:
     anna, bruno = pair
     await world.sql("UPDATE users SET is_active = false WHERE id = :id", id=bruno.id)
-    assert_error(await send(client, anna, [bruno.id]), 403, "recipient_deleted")
+    assert_error(await post_message(client, anna, [bruno.id]), 403, "recipient_deleted")
     await nothing_stored(world)
 
 
 async def test_to_yourself(client: httpx.AsyncClient, world: World) -> None:
     anna = await world.user("anna")
     await world.follow(anna, anna)
-    assert_field_error(await send(client, anna, [anna.id]), "recipients", "self")
-    assert_field_error(await send(client, anna, anna.id), "recipients", "self")
+    assert_field_error(await post_message(client, anna, [anna.id]), "recipients", "self")
+    assert_field_error(await post_message(client, anna, anna.id), "recipients", "self")
     await nothing_stored(world)
 
 
@@ -272,7 +265,7 @@ async def test_to_an_unknown_id(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member], unknown: int
 ) -> None:
     anna, _ = pair
-    assert_field_error(await send(client, anna, [unknown]), "recipients", "does_not_exist")
+    assert_field_error(await post_message(client, anna, [unknown]), "recipients", "does_not_exist")
     await nothing_stored(world)
 
 
@@ -302,7 +295,7 @@ async def test_mixed_allowed_and_refused_recipients_store_nothing(
         ([*ids, anna.id], 400, "self"),
     ]
     for recipients, status, code in cases:
-        assert_error(await send(client, anna, recipients), status, code)
+        assert_error(await post_message(client, anna, recipients), status, code)
         await nothing_stored(world)
     assert await world.sql("SELECT COUNT(*) FROM users WHERE last_event_id > 0") == [(0,)]
 
@@ -312,7 +305,7 @@ async def test_staff_may_write_to_anyone(
     client: httpx.AsyncClient, world: World, role: str
 ) -> None:
     boss, nobody = await world.user("boss", role=role), await world.user("nobody")
-    response = await send(client, boss, [nobody.id])
+    response = await post_message(client, boss, [nobody.id])
     assert response.status_code == 201, response.text
 
 
@@ -323,8 +316,8 @@ async def test_staff_may_not_write_to_deleted_or_hiding_users(
     hider, gone = await world.user("hider"), await world.user("gone")
     await client.post(f"/api/v2/user/{boss.id}/hide/", headers=hider.auth)
     await world.sql("UPDATE users SET deleted = true WHERE id = :id", id=gone.id)
-    assert_error(await send(client, boss, [hider.id]), 403, "recipient_blocked")
-    assert_error(await send(client, boss, [gone.id]), 403, "recipient_deleted")
+    assert_error(await post_message(client, boss, [hider.id]), 403, "recipient_blocked")
+    assert_error(await post_message(client, boss, [gone.id]), 403, "recipient_deleted")
     await nothing_stored(world)
 
 
@@ -336,7 +329,7 @@ async def test_empty_messages_are_refused(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member], message: Any
 ) -> None:
     anna, bruno = pair
-    assert_field_error(await send(client, anna, [bruno.id], message), "message", "required")
+    assert_field_error(await post_message(client, anna, [bruno.id], message), "message", "required")
     await nothing_stored(world)
 
 
@@ -354,7 +347,7 @@ async def test_non_string_messages_are_refused(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member], message: Any
 ) -> None:
     anna, bruno = pair
-    assert_field_error(await send(client, anna, [bruno.id], message), "message")
+    assert_field_error(await post_message(client, anna, [bruno.id], message), "message")
     await nothing_stored(world)
 
 
@@ -362,10 +355,12 @@ async def test_message_length_limit(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    assert_field_error(await send(client, anna, [bruno.id], "x" * 10_001), "message", "max_length")
+    assert_field_error(
+        await post_message(client, anna, [bruno.id], "x" * 10_001), "message", "max_length"
+    )
     await nothing_stored(world)
     # The limit counts characters, not bytes.
-    response = await send(client, anna, [bruno.id], "é" * 10_000)
+    response = await post_message(client, anna, [bruno.id], "é" * 10_000)
     assert response.status_code == 201, response.text
 
 
@@ -374,8 +369,10 @@ async def test_message_length_limit_is_configurable(
     client: httpx.AsyncClient, pair: tuple[Member, Member]
 ) -> None:
     anna, bruno = pair
-    assert (await send(client, anna, [bruno.id], "12345")).status_code == 201
-    assert_field_error(await send(client, anna, [bruno.id], "123456"), "message", "max_length")
+    assert (await post_message(client, anna, [bruno.id], "12345")).status_code == 201
+    assert_field_error(
+        await post_message(client, anna, [bruno.id], "123456"), "message", "max_length"
+    )
 
 
 @pytest.mark.parametrize("message", ["\x00", "a\x00b", "\x00" * 3])
@@ -383,7 +380,7 @@ async def test_nul_characters_are_refused(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member], message: str
 ) -> None:
     anna, bruno = pair
-    assert_field_error(await send(client, anna, [bruno.id], message), "message")
+    assert_field_error(await post_message(client, anna, [bruno.id], message), "message")
     await nothing_stored(world)
 
 
@@ -433,7 +430,7 @@ async def test_recipients_of_the_wrong_type(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member], recipients: Any
 ) -> None:
     anna, _ = pair
-    assert_field_error(await send(client, anna, recipients), "recipients")
+    assert_field_error(await post_message(client, anna, recipients), "recipients")
     await nothing_stored(world)
 
 
@@ -442,7 +439,7 @@ async def test_no_recipients(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member], recipients: Any
 ) -> None:
     anna, _ = pair
-    assert_field_error(await send(client, anna, recipients), "recipients")
+    assert_field_error(await post_message(client, anna, recipients), "recipients")
     response = await client.post(PM, json={"message": "to nobody"}, headers=anna.auth)
     assert_field_error(response, "recipients", "required")
     await nothing_stored(world)
@@ -453,7 +450,9 @@ async def test_too_many_recipients(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
 ) -> None:
     anna, _ = pair
-    assert_field_error(await send(client, anna, [11, 12, 13, 14]), "recipients", "max_length")
+    assert_field_error(
+        await post_message(client, anna, [11, 12, 13, 14]), "recipients", "max_length"
+    )
 
 
 @pytest.mark.parametrize(
@@ -566,7 +565,7 @@ async def test_a_send_that_fails_to_commit_is_never_acknowledged(
         return []
 
     monkeypatch.setattr(UnitOfWork, "commit", failing_commit)
-    response = await send(client, anna, [bruno.id])
+    response = await post_message(client, anna, [bruno.id])
     assert response.status_code == status, response.text
     body = response.json()
     assert body["detail"] and body["errors"][0]["code"]
@@ -574,4 +573,4 @@ async def test_a_send_that_fails_to_commit_is_never_acknowledged(
     await nothing_stored(world)
     assert published == [], "no live event for a message that was never stored"
     # And the server is still usable afterwards.
-    assert (await send(client, anna, [bruno.id])).status_code == 201
+    assert (await post_message(client, anna, [bruno.id])).status_code == 201

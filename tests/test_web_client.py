@@ -13,7 +13,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
@@ -23,18 +22,13 @@ from dovecote.app import create_app
 from dovecote.core import migrate
 from dovecote.core.settings import Settings
 from tests.conftest import REDIS_URL, Member, World
+from tests.pm_support import send
 from tests.realtime_helpers import HEARTBEAT, WAIT, next_frame, notify_url, serving
 
 PM = "/api/v2/pm/"
 PASSWORD = "correct horse battery"
 PAGE = "tab-aaaaaaaaaaaaaaaa"  # the sending page's connection id
 OTHER_TAB = "tab-bbbbbbbbbbbbbbbb"
-
-
-@pytest.fixture
-async def base(app: FastAPI) -> AsyncIterator[str]:
-    async with serving(app) as url:
-        yield url
 
 
 def live(base: str, who: Member, connection: str | None = None, origin: str | None = None) -> Any:
@@ -46,18 +40,6 @@ def live(base: str, who: Member, connection: str | None = None, origin: str | No
         open_timeout=WAIT,
         ping_interval=None,
     )
-
-
-async def send(
-    client: httpx.AsyncClient, sender: Member, to: Member, text: str, **headers: str
-) -> httpx.Response:
-    response = await client.post(
-        PM,
-        json={"recipients": [to.id], "message": text},
-        headers={**sender.auth, **headers},
-    )
-    assert response.status_code == 201, response.text
-    return response
 
 
 async def message_count(world: World) -> int:
@@ -141,7 +123,7 @@ async def test_the_page_asks_for_the_list_answer_others_keep_the_seeds(
 ) -> None:
     anna, bruno, carla = await world.user("anna"), await world.user("bruno"), await world.user()
     await world.mutual(anna, bruno, carla)
-    seed = (await send(client, anna, bruno, "default")).json()
+    seed = await send(client, anna, bruno, text="default")
     assert isinstance(seed, dict) and seed["message"] == "default"  # the server's default
 
     listed = await client.post(
@@ -155,8 +137,10 @@ async def test_the_page_asks_for_the_list_answer_others_keep_the_seeds(
     assert {m["receiver"]["id"] for m in body} == {bruno.id, carla.id}
     assert len({m["id"] for m in body}) == 1
 
-    asked = await send(client, anna, bruno, "object", **{"X-Dovecote-Send-Response": "Object"})
-    assert isinstance(asked.json(), dict)
+    asked = await send(
+        client, anna, bruno, text="object", headers={"X-Dovecote-Send-Response": "Object"}
+    )
+    assert isinstance(asked, dict)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"pm_send_response": "list"}])
@@ -165,9 +149,11 @@ async def test_a_list_server_answers_an_object_when_asked(
 ) -> None:
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.follow(bruno, anna)
-    assert isinstance((await send(client, anna, bruno, "a")).json(), list)
-    single = await send(client, anna, bruno, "b", **{"X-Dovecote-Send-Response": "object"})
-    assert single.json()["message"] == "b"
+    assert isinstance(await send(client, anna, bruno, text="a"), list)
+    single = await send(
+        client, anna, bruno, text="b", headers={"X-Dovecote-Send-Response": "object"}
+    )
+    assert single["message"] == "b"
 
 
 async def test_bad_hints_are_400_and_store_nothing(client: httpx.AsyncClient, world: World) -> None:
@@ -201,12 +187,12 @@ async def test_the_sending_page_gets_no_echo_its_other_devices_do(
         live(base, anna) as phone,
         live(base, bruno, PAGE) as bruno_tab,  # the same id, someone else's: not skipped
     ):
-        sent = (await send(client, anna, bruno, "once", **{"X-Dovecote-Connection": PAGE})).json()
+        sent = await send(client, anna, bruno, text="once", headers={"X-Dovecote-Connection": PAGE})
         for ws in (other_tab, phone, bruno_tab):
             data = await next_frame(ws)
             assert data["notification_obj"]["message"]["id"] == sent["id"]
         # bruno answers: the sending tab's next frame is that answer, so it never got its own.
-        reply = (await send(client, bruno, anna, "received")).json()
+        reply = await send(client, bruno, anna, text="received")
         data = await next_frame(sending_tab)
         assert data["notification_obj"]["message"]["id"] == reply["id"]
         assert data["event_id"] == 2  # event 1 (its own send) was passed over, not lost
@@ -214,7 +200,7 @@ async def test_the_sending_page_gets_no_echo_its_other_devices_do(
             assert (await next_frame(ws))["notification_obj"]["message"]["id"] == reply["id"]
 
         # A send without the header (curl, another client) reaches every socket.
-        plain = (await send(client, anna, bruno, "from elsewhere")).json()
+        plain = await send(client, anna, bruno, text="from elsewhere")
         for ws in (sending_tab, other_tab, phone, bruno_tab):
             assert (await next_frame(ws))["notification_obj"]["message"]["id"] == plain["id"]
 
@@ -224,7 +210,7 @@ async def test_catching_up_replays_everything(
 ) -> None:
     anna, bruno = await world.user("anna"), await world.user("bruno")
     await world.mutual(anna, bruno)
-    await send(client, anna, bruno, "one", **{"X-Dovecote-Connection": PAGE})
+    await send(client, anna, bruno, text="one", headers={"X-Dovecote-Connection": PAGE})
     polled = await client.get("/api/v2/pm/events/", params={"since": 0}, headers=anna.auth)
     assert [f["data"]["event_id"] for f in polled.json()["results"]] == [1]
 
@@ -288,9 +274,11 @@ class TestAcrossProcesses:
         await world.mutual(anna, bruno)
         # The page's socket is held by the other process; the send goes to this one.
         async with live(second_base, anna, PAGE) as sending_tab, live(second_base, anna) as phone:
-            sent = await send(client, anna, bruno, "once", **{"X-Dovecote-Connection": PAGE})
+            sent = await send(
+                client, anna, bruno, text="once", headers={"X-Dovecote-Connection": PAGE}
+            )
             data = await next_frame(phone)
-            assert data["notification_obj"]["message"]["id"] == sent.json()["id"]
-            reply = (await send(client, bruno, anna, "received")).json()
+            assert data["notification_obj"]["message"]["id"] == sent["id"]
+            reply = await send(client, bruno, anna, text="received")
             data = await next_frame(sending_tab)
             assert data["notification_obj"]["message"]["id"] == reply["id"]

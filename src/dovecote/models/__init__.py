@@ -90,7 +90,7 @@ class User(Base):
     inbox_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # Per-user event stream position: bumped under the row lock, so ids are gap-free per user.
     last_event_id: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
-    # Threads with a message from someone else the user has not read (ThreadMember.unread), the
+    # Threads with a message from someone else the user has not read (see ThreadMember), the
     # figure every live frame shows. Kept by database triggers on thread_members (migration
     # 0007), so every write of a member row, whatever its path, keeps it in step.
     unread_threads: Mapped[int] = mapped_column(
