@@ -72,32 +72,20 @@ async def _preferences_page(request: Request, settings: AppSettings) -> Page[Pre
     return offset_page(request, window, len(items), [_preference_out(i) for i in chosen])
 
 
-@router.get(
-    "/api/v2/dynamic_preference/",
-    response_model=Page[PreferenceOut],
-    responses=errors(400),
-    summary="The community's preferences (no authentication)",
-)
-async def all_preferences(
-    request: Request,
-    settings: AppSettings,
-    limit: Limit = None,
-    offset: Offset = None,
-    search: SearchTerm = None,
-    section: Annotated[str | None, Query(max_length=100)] = None,
-    ordering: Ordering = None,
-) -> Page[PreferenceOut]:
-    del limit, offset, search, section, ordering  # read with the `undefined` rule
-    return await _preferences_page(request, settings)
-
-
+# One handler for both: the list reads the same filters as the search (the clients call either).
 @router.get(
     "/api/v2/dynamic_preference/search/",
     response_model=Page[PreferenceOut],
     responses=errors(400),
     summary="Search the community's preferences (no authentication)",
 )
-async def search_preferences(
+@router.get(
+    "/api/v2/dynamic_preference/",
+    response_model=Page[PreferenceOut],
+    responses=errors(400),
+    summary="The community's preferences (no authentication)",
+)
+async def preferences(
     request: Request,
     settings: AppSettings,
     limit: Limit = None,
