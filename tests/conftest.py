@@ -208,3 +208,7 @@ async def base(app: FastAPI) -> AsyncIterator[str]:
 
     async with serving(app) as url:
         yield url
+
+
+# The operations tests' fixtures (a SQLite deployment of their own: source_settings, ...).
+pytest_plugins = ["tests.ops_support"]

@@ -3,6 +3,7 @@ backup, restore): they need SQLite as the source even when the suite runs on Pos
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from asgi_lifespan import LifespanManager
 from typer.testing import CliRunner, Result
 
 from dovecote.app import create_app
-from dovecote.cli import app as cli
+from dovecote.cli import app as cli_app
 from dovecote.core import clock, migrate
 from dovecote.core.settings import Settings, get_settings
 from tests.conftest import SECRET, Member, World
@@ -82,9 +83,20 @@ def run_cli(*args: str) -> Result:
     """One `dovecote` command (call it in a thread from async code: it runs its own loop)."""
     get_settings.cache_clear()
     try:
-        return runner.invoke(cli, list(args))
+        return runner.invoke(cli_app, list(args))
     finally:
         get_settings.cache_clear()
+
+
+async def cli(*args: str) -> Result:
+    """`run_cli` from async code: in a thread, since the command runs its own loop."""
+    return await asyncio.to_thread(run_cli, *args)
+
+
+def ok(result: Result) -> str:
+    """The output of a command that succeeded (the test fails with what it said otherwise)."""
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return str(result.stdout)
 
 
 def refusal(result: Result, *, alone: bool = True) -> str:
@@ -152,6 +164,17 @@ async def make_traffic(running: Running) -> Traffic:
 @pytest.fixture
 def source_settings(tmp_path: Path, sqlite_template: Path) -> Iterator[Settings]:
     yield deployment(tmp_path / "source" / "data", sqlite_template)
+
+
+@asynccontextmanager
+async def source_with_traffic(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Running, Traffic]]:
+    """The deployment serving with `make_traffic` done, the CLI pointed at it; the server
+    stops (its database free for the CLI) when the block ends."""
+    cli_env(monkeypatch, settings)
+    async with serving(settings) as running:
+        yield running, await make_traffic(running)
 
 
 async def count_rows(running: Running, table: str) -> int:

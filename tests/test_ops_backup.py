@@ -8,7 +8,6 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -19,28 +18,16 @@ from dovecote.ops import invariants
 from tests.conftest import Member
 from tests.ops_support import (
     Running,
+    cli,
     cli_env,
     deployment,
-    make_traffic,
+    ok,
     refusal,
-    run_cli,
     serving,
-    source_settings,
-    sqlite_template,
+    source_with_traffic,
 )
 from tests.pm_support import PM, seed_threads
 from tests.uploading import fetch
-
-__all__ = ["source_settings", "sqlite_template"]  # fixtures
-
-
-async def cli(*args: str) -> Any:
-    return await asyncio.to_thread(run_cli, *args)
-
-
-def ok(result: Any) -> str:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return str(result.stdout)
 
 
 class Load:
@@ -82,10 +69,8 @@ class Load:
 async def test_a_backup_under_write_load_restores_everything_acknowledged_before_it(
     source_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli_env(monkeypatch, source_settings)
     backup_dir = tmp_path / "backup"
-    async with serving(source_settings) as source:
-        traffic = await make_traffic(source)
+    async with source_with_traffic(source_settings, monkeypatch) as (source, traffic):
         await seed_threads(source.world, traffic.bruno, threads=50, messages=5_000)  # some bulk
         load = Load(source, [(traffic.anna, traffic.bruno), (traffic.bruno, traffic.anna)])
         load.start()
@@ -122,9 +107,7 @@ async def test_a_backup_under_write_load_restores_everything_acknowledged_before
 async def test_the_manifest_records_time_revision_and_checksums(
     source_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli_env(monkeypatch, source_settings)
-    async with serving(source_settings) as source:
-        await make_traffic(source)
+    async with source_with_traffic(source_settings, monkeypatch):
         ok(await cli("backup", str(tmp_path / "backup")))
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
     assert manifest["schema_revision"] and manifest["created_at"].endswith("+00:00")
@@ -138,10 +121,8 @@ async def test_the_manifest_records_time_revision_and_checksums(
 async def test_restore_refuses_live_data_a_running_server_and_a_damaged_backup(
     source_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli_env(monkeypatch, source_settings)
     backup_dir = tmp_path / "backup"
-    async with serving(source_settings) as source:
-        traffic = await make_traffic(source)
+    async with source_with_traffic(source_settings, monkeypatch) as (source, traffic):
         ok(await cli("backup", str(backup_dir)))
         # A server holds the database: refused even with --force.
         assert "in use" in refusal(await cli("restore", str(backup_dir), "--force"))

@@ -3,7 +3,6 @@ served from there (needs DOVECOTE_TEST_DATABASE_URL; each test makes its own tar
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -21,20 +20,17 @@ from tests.conftest import PG_URL, Member, _admin
 from tests.ops_support import (
     Running,
     Traffic,
+    cli,
     cli_env,
     count_rows,
     deployment,
-    make_traffic,
+    ok,
     refusal,
-    run_cli,
     serving,
-    source_settings,
-    sqlite_template,
+    source_with_traffic,
 )
 from tests.pm_support import PM, send
 from tests.uploading import fetch
-
-__all__ = ["source_settings", "sqlite_template"]  # fixtures
 
 needs_postgresql = pytest.mark.skipif(not PG_URL, reason="DOVECOTE_TEST_DATABASE_URL is not set")
 TABLES = [table.name for table in Base.metadata.sorted_tables]
@@ -53,7 +49,7 @@ async def target_url() -> AsyncIterator[str]:
 
 
 async def port(*args: str) -> Any:
-    return await asyncio.to_thread(run_cli, "db", "port", *args)
+    return await cli("db", "port", *args)
 
 
 async def pages(running: Running, traffic: Traffic) -> dict[str, Any]:
@@ -74,18 +70,15 @@ async def pages(running: Running, traffic: Traffic) -> dict[str, Any]:
 async def test_a_deployment_made_through_the_api_is_served_from_postgresql_after_the_port(
     source_settings: Settings, target_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli_env(monkeypatch, source_settings)
-    async with serving(source_settings) as source:
-        traffic = await make_traffic(source)
+    async with source_with_traffic(source_settings, monkeypatch) as (source, traffic):
         before = await pages(source, traffic)
         counts = {table: await count_rows(source, table) for table in TABLES}
         # The server has the database open: the port refuses, touching nothing.
         assert "in use" in refusal(await port("--to", target_url))
 
-    result = await port("--to", target_url)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    assert f"ported {sum(counts.values())} rows in {len(TABLES)} tables" in result.stdout
-    assert str(source_settings.effective_media_dir.resolve()) in result.stdout
+    output = ok(await port("--to", target_url))
+    assert f"ported {sum(counts.values())} rows in {len(TABLES)} tables" in output
+    assert str(source_settings.effective_media_dir.resolve()) in output
 
     ported = deployment(source_settings.data_dir, database_url=target_url)
     async with serving(ported) as target:
@@ -113,10 +106,9 @@ async def test_a_deployment_made_through_the_api_is_served_from_postgresql_after
 async def test_a_target_that_is_not_empty_is_refused_and_left_alone(
     source_settings: Settings, target_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli_env(monkeypatch, source_settings)
-    async with serving(source_settings) as source:
-        await make_traffic(source)
-    assert (await port("--to", target_url)).exit_code == 0
+    async with source_with_traffic(source_settings, monkeypatch):
+        pass
+    ok(await port("--to", target_url))
     users = await _scalar(target_url, "SELECT count(*) FROM users")
 
     line = refusal(await port("--to", target_url))
@@ -170,9 +162,7 @@ async def test_a_source_held_by_dovecote_serve_is_refused(
 async def test_a_copy_that_fails_verification_is_rolled_back(
     source_settings: Settings, target_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli_env(monkeypatch, source_settings)
-    async with serving(source_settings) as source:
-        await make_traffic(source)
+    async with source_with_traffic(source_settings, monkeypatch) as (source, _):
         await source.sql("UPDATE users SET inbox_count = inbox_count + 7 WHERE username = 'anna'")
 
     line = refusal(await port("--to", target_url), alone=False)  # after the copy's progress
