@@ -184,8 +184,8 @@ async def test_a_backup_of_the_schema_before_is_migrated_and_its_unread_counts_a
             """
             INSERT INTO users (id, username, username_key, real_name, bio, is_active, deleted,
                 date_joined, followers_counter, followings_counter, inbox_count, last_event_id)
-            VALUES (1, 'anna', 'anna', '', '', 1, 0, '2026-01-01 00:00:00', 0, 0, 1, 0),
-                   (2, 'bruno', 'bruno', '', '', 1, 0, '2026-01-01 00:00:00', 0, 0, 1, 0);
+            VALUES (1, 'anna', 'anna', '', '', 1, 0, '2026-01-01 00:00:00', 0, 0, 1, 1),
+                   (2, 'bruno', 'bruno', '', '', 1, 0, '2026-01-01 00:00:00', 0, 0, 1, 1);
             INSERT INTO threads (id, user_low_id, user_high_id, created_at)
             VALUES (1, 1, 2, '2026-01-01 00:00:00');
             INSERT INTO messages (id, sender_id, body, status, created_at)
@@ -194,6 +194,8 @@ async def test_a_backup_of_the_schema_before_is_migrated_and_its_unread_counts_a
             INSERT INTO thread_members (thread_id, user_id, last_message_id, last_incoming_id,
                 last_read_id, cleared_before_id, visible_since_id, message_count)
             VALUES (1, 1, 1, 1, 0, 0, 1, 1), (1, 2, 1, 0, 1, 0, 1, 1);
+            INSERT INTO events (user_id, id, activity_type, thread_id, message_id, created_at)
+            VALUES (1, 1, 37, 1, 1, '2026-01-01 00:00:00'), (2, 1, 37, 1, 1, '2026-01-01 00:00:00');
             """
         )
     cli_env(monkeypatch, old)

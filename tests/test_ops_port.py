@@ -167,6 +167,6 @@ async def test_a_copy_that_fails_verification_is_rolled_back(
 
     line = refusal(await port("--to", target_url), alone=False)  # after the copy's progress
 
-    assert "inbox_count is the number of visible threads: 1 rows (the source had 1)" in line
+    assert "inbox_count counts the user's visible threads (user, stored, real): 1 rows" in line
     assert await _scalar(target_url, "SELECT count(*) FROM users") == 0  # nothing was kept
     assert await _scalar(target_url, "SELECT count(*) FROM alembic_version") == 1  # migrated
