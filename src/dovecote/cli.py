@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -23,6 +23,9 @@ from dovecote.core.requests import field_errors
 from dovecote.core.settings import Settings, get_settings
 from dovecote.users import service as users_service
 from dovecote.users.schemas import SignupIn
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without the operations modules
+    from dovecote.ops.port import PortReport
 
 app = typer.Typer(
     help="Dovecote: private messaging for online communities.",
@@ -320,7 +323,11 @@ def db_port(
         return await port.port(path, to, Progress(*columns, console=err))
 
     report = _ops(lambda: asyncio.run(main()))
-    target = port.postgres_url(to).render_as_string(hide_password=True)
+    _tell_ported(report, port.postgres_url(to).render_as_string(hide_password=True), settings)
+
+
+def _tell_ported(report: PortReport, target: str, settings: Settings) -> None:
+    """What was copied, and what the operator does next."""
     rate = report.rows / report.copy_seconds if report.copy_seconds else 0.0
     typer.echo(
         f"ported {report.rows:,} rows in {len(report.tables)} tables to {target} "

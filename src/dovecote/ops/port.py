@@ -109,25 +109,35 @@ async def port(source: Path, target: str, progress: Progress | None = None) -> P
             await _migrate(url)
             report.migrate_seconds = time.perf_counter() - started
             async with connection.transaction():
-                started = time.perf_counter()
-                foreign_keys = await _drop_foreign_keys(connection)
-                triggered = await _disable_triggers(connection)
-                for table in SEEDED:  # the source holds these rows too
-                    await connection.execute(f"DELETE FROM {quote(table)}")
-                await _copy_tables(claimed, connection, report, progress)
-                await _enable_triggers(connection, triggered)
-                await _restore_foreign_keys(connection, foreign_keys)
-                sequences = await _set_sequences(connection)
-                report.copy_seconds = time.perf_counter() - started
-                started = time.perf_counter()
-                # Planner statistics for the checks and the new server (ANALYZE samples the
-                # rows this transaction wrote); without them the checks plan badly (10x).
-                await connection.execute("ANALYZE")
-                await _verify(claimed, connection, report, sequences)
-                report.verify_seconds = time.perf_counter() - started
+                await _copy_and_verify(claimed, connection, report, progress)
         finally:
             await connection.close()
     return report
+
+
+async def _copy_and_verify(
+    source: sqlite3.Connection,
+    connection: asyncpg.Connection,
+    report: PortReport,
+    progress: Progress | None,
+) -> None:
+    """The copy and its verification, inside the caller's transaction."""
+    started = time.perf_counter()
+    foreign_keys = await _drop_foreign_keys(connection)
+    triggered = await _disable_triggers(connection)
+    for table in SEEDED:  # the source holds these rows too
+        await connection.execute(f"DELETE FROM {quote(table)}")
+    await _copy_tables(source, connection, report, progress)
+    await _enable_triggers(connection, triggered)
+    await _restore_foreign_keys(connection, foreign_keys)
+    sequences = await _set_sequences(connection)
+    report.copy_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    # Planner statistics for the checks and the new server (ANALYZE samples the rows this
+    # transaction wrote); without them the checks plan badly (10x).
+    await connection.execute("ANALYZE")
+    await _verify(source, connection, report, sequences)
+    report.verify_seconds = time.perf_counter() - started
 
 
 async def _connect(url: URL) -> asyncpg.Connection:

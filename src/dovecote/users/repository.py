@@ -288,6 +288,21 @@ async def search_users(
     case), in username order: the count (capped at SEARCH_MAX_COUNT) and one page of them,
     taken from the first SEARCH_MAX_COUNT."""
     lowered = term.lower()
+    indexed = len(lowered) >= TRIGRAM
+    where = await _search_condition(session, caller_id, lowered, indexed, followers_only)
+    capped = select(User.id).where(where).limit(SEARCH_MAX_COUNT).subquery()
+    count = int(await session.scalar(select(func.count()).select_from(capped)) or 0)
+    limit = min(limit, SEARCH_MAX_COUNT - offset)
+    if limit <= 0 or offset >= count:
+        return count, []
+    return count, await _search_page(session, where, indexed, limit, offset)
+
+
+async def _search_condition(
+    session: AsyncSession, caller_id: int, lowered: str, indexed: bool, followers_only: bool
+) -> Any:
+    """Who the search may answer: active users other than the caller (their followers only,
+    unless staff) whose username or real name holds the term."""
     pattern = f"%{_escape_like(lowered)}%"
     where = and_(
         User.id != caller_id,
@@ -297,7 +312,6 @@ async def search_users(
             func.lower(User.real_name).like(pattern, escape="\\"),
         ),
     )
-    indexed = len(lowered) >= TRIGRAM
     if dialect_name(session) == "postgresql":
         # Statements are prepared, and after a few runs PostgreSQL may switch to a generic plan
         # made without the pattern, which cannot tell an index-worthy term and scans the table
@@ -314,12 +328,7 @@ async def search_users(
     if followers_only:
         followers = select(Follow.follower_id).where(Follow.followed_id == caller_id)
         where = and_(where, User.id.in_(followers))
-    capped = select(User.id).where(where).limit(SEARCH_MAX_COUNT).subquery()
-    count = int(await session.scalar(select(func.count()).select_from(capped)) or 0)
-    limit = min(limit, SEARCH_MAX_COUNT - offset)
-    if limit <= 0 or offset >= count:
-        return count, []
-    return count, await _search_page(session, where, indexed, limit, offset)
+    return where
 
 
 async def _search_page(
