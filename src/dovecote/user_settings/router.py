@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import Request
 
 from dovecote.auth.dependencies import CurrentUser
-from dovecote.core.deps import ObjectId, Session
+from dovecote.core.deps import ObjectId
 from dovecote.core.openapi import body_of, errors
 from dovecote.core.requests import read_body
 from dovecote.core.routing import Router
 from dovecote.user_settings import service
 from dovecote.user_settings.schemas import UserSettingsOut, UserSettingsPatchIn
+from dovecote.users.router import Ctx  # the users package's Context: these are a user's
 
 router = Router(prefix="/api/v2", tags=["users"])
 
@@ -21,8 +22,8 @@ router = Router(prefix="/api/v2", tags=["users"])
     responses=errors(400, 401, 404),
     summary="A member's settings (the member or staff)",
 )
-async def read_settings(id: ObjectId, session: Session, user: CurrentUser) -> UserSettingsOut:
-    return await service.settings_of(session, user, id)
+async def read_settings(id: ObjectId, ctx: Ctx, user: CurrentUser) -> UserSettingsOut:
+    return await service.settings_of(ctx, user, id)
 
 
 @router.patch(
@@ -35,7 +36,7 @@ async def read_settings(id: ObjectId, session: Session, user: CurrentUser) -> Us
     summary="Change a member's settings (the member or staff)",
 )
 async def change_settings(
-    id: ObjectId, request: Request, session: Session, user: CurrentUser
+    id: ObjectId, request: Request, ctx: Ctx, user: CurrentUser
 ) -> UserSettingsOut:
     body = await read_body(request, UserSettingsPatchIn)
-    return await service.change_settings(session, user, id, body)
+    return await service.change_settings(ctx, user, id, body)
