@@ -23,12 +23,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+from sqlalchemy import ColumnElement
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import aliased
 
 from dovecote.auth.principal import STAFF_ROLES
 from dovecote.core.db import Database
+from dovecote.models import User
 from dovecote.users.repository import PUBLIC_COLUMNS, Person
 
 DEADLOCK_RETRIES = 3
@@ -36,6 +40,12 @@ DEADLOCK_RETRIES = 3
 
 def _columns(alias: str) -> str:
     return ", ".join(f"{alias}.{c.key}" for c in PUBLIC_COLUMNS)
+
+
+def _active(alias: str) -> str:
+    """The one definition of an active user (models.User.active), as SQL over `alias`."""
+    active = cast(ColumnElement[bool], aliased(User, name=alias).active)
+    return str(active.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
 
 
 def _person(alias: str) -> str:
@@ -50,10 +60,10 @@ SEND = f"""
 WITH sender AS MATERIALIZED (
     SELECT {_columns("users")}, role,
            coalesce(role = ANY($5::text[]), false) AS is_staff
-    FROM users WHERE id = $1 AND is_active AND NOT deleted
+    FROM users WHERE id = $1 AND {_active("users")}
 ), facts AS MATERIALIZED (
     SELECT w.id, w.ord, t.id AS thread_id,
-           coalesce(u.is_active AND NOT u.deleted, false) AS active,
+           coalesce({_active("u")}, false) AS active,
            u.id IS NOT NULL AS known,
            EXISTS (SELECT 1 FROM follows f
                    WHERE f.follower_id = w.id AND f.followed_id = $1) AS follows_sender,
