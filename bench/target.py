@@ -262,9 +262,14 @@ class SqliteTarget(Target):
         self, table: str, columns: Sequence[str], key: int, rows: Sequence[Row]
     ) -> None:
         marks = ", ".join("?" for _ in columns)
+        keys = ", ".join(columns[:key])
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns[key:])
         self.c.execute("BEGIN")
+        # Not INSERT OR REPLACE: its delete fires no delete trigger, so the triggers that keep
+        # users.unread_threads would count a replaced member row twice.
         self.c.executemany(
-            f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({keys}) DO UPDATE SET {sets}",
             self._plain(rows),
         )
         self.c.execute("COMMIT")

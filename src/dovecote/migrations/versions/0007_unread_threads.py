@@ -14,6 +14,8 @@ adds or removes one when a row starts or stops being unread (`last_incoming_id` 
 `last_read_id` and `cleared_before_id`), and does nothing otherwise.
 
 - SQLite: row triggers. One writer at a time, so the order of their updates does not matter.
+  Write member rows with ON CONFLICT DO UPDATE, never INSERT OR REPLACE: the row REPLACE deletes
+  fires no delete trigger, and the row would be counted twice.
 - PostgreSQL: deferred constraint triggers: they run at commit, when a send has already locked
   its users' rows in id order, so they add no lock and no lock-order deadlock.
 
