@@ -246,6 +246,33 @@ def create_private_sqlite_file(url: str) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
+async def database_problem(url: str, wait_seconds: float) -> str | None:
+    """None when the database at `url` can be opened and answers; otherwise why not, in one
+    line that names the database (without its password) and says what to check."""
+    connect_args = {} if url.startswith("sqlite") else {"timeout": wait_seconds}
+    engine = create_async_engine(url, connect_args=connect_args)
+    try:
+        create_private_sqlite_file(url)
+        async with asyncio.timeout(wait_seconds * 2), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # whatever the driver says, the operator gets one line
+        where = make_url(url).render_as_string(hide_password=True)
+        setting = "DOVECOTE_DATA_DIR" if url.startswith("sqlite") else "DOVECOTE_DATABASE_URL"
+        return f"cannot use the database {where}: {_reason(exc)}. Check that it runs and {setting}."
+    finally:
+        await engine.dispose()
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text_ = str(exc).strip() or type(exc).__name__
+    return text_.splitlines()[0].rstrip(".")
+
+
 def create_database(settings: Settings) -> Database:
     url = settings.effective_database_url
     if url.startswith("sqlite"):

@@ -20,12 +20,10 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from dovecote.core.errors import RateLimited
-from dovecote.core.settings import Settings
+from dovecote.core.settings import LIMITED, Settings
 from dovecote.core.state import app_state
 
 log = logging.getLogger("dovecote")
-
-CATEGORIES = ("send", "upload", "login", "search")
 
 
 class RateLimiter:
@@ -47,7 +45,7 @@ class RateLimiter:
         )
         self.strategy = MovingWindowRateLimiter(self.storage)
         self.rules: dict[str, list[RateLimitItem]] = {}
-        for category in CATEGORIES:
+        for category in LIMITED:
             self.rules[f"{category}:user"] = parse_many(getattr(settings, f"ratelimit_{category}"))
             self.rules[f"{category}:ip"] = parse_many(getattr(settings, f"ratelimit_{category}_ip"))
 
