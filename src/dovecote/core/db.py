@@ -242,8 +242,8 @@ def create_private_sqlite_file(url: str) -> None:
         return
     if path.startswith("file:") or os.path.exists(path):
         return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if os.path.isdir(os.path.dirname(os.path.abspath(path))):  # else SQLite cannot open it either
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 async def database_problem(url: str, wait_seconds: float) -> str | None:
