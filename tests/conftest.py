@@ -89,6 +89,15 @@ def _reset_clock() -> Iterator[None]:
     clock.reset()
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto's), shared by the session's storage tests."""
+    from tests.s3_server import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
+
+
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     """Override in a test module to change settings for its app."""

@@ -51,9 +51,9 @@ class ServeProcess:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    async def start(self) -> None:
+    async def start(self, *options: str) -> None:
         command = [sys.executable, "-m", "dovecote", "serve", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--workers", str(self.workers)]
+        command += ["--port", str(self.port), "--workers", str(self.workers), *options]
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
                 command, env=self.env, stdout=out, stderr=err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,11 +225,45 @@ def test_generated_secret_is_used_by_the_app(tmp_path: Path) -> None:
     create_app(Settings(_env_file=None, data_dir=tmp_path / "data"))  # type: ignore[call-arg]
 
 
+def test_the_sqlite_files_are_private_like_the_secret(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DOVECOTE_DATABASE_URL")  # the default: a SQLite file in the data dir
+    previous = os.umask(0o022)  # the usual umask, under which files are created 0644
+    try:
+        ok("users", "create", "anna")  # migrations create the file
+        settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+        database = tmp_path / "data" / "dovecote.sqlite3"
+        modes = asyncio.run(_modes_while_open(settings, database))
+    finally:
+        os.umask(previous)
+
+    assert modes == {"dovecote.sqlite3": 0o600, "-wal": 0o600, "-shm": 0o600}
+
+
+async def _modes_while_open(settings: Settings, database: Path) -> dict[str, int]:
+    """The modes of the database and its -wal/-shm files while a connection holds them open."""
+    from dovecote.core.db import create_database
+
+    db = create_database(settings)
+    try:
+        async with db.writer.begin() as connection:
+            await connection.execute(text("UPDATE users SET real_name = 'A'"))
+        async with db.reader.connect() as connection:
+            await connection.execute(text("SELECT count(*) FROM users"))
+            files = [database, *(Path(f"{database}{end}") for end in ("-wal", "-shm"))]
+            return {
+                f.name.removeprefix(database.name) or f.name: stat.S_IMODE(f.stat().st_mode)
+                for f in files
+            }
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.parametrize("secret", ["", "short", "x" * 31, "é" * 15])
-def test_short_secret_is_refused_at_create_app(tmp_path: Path, secret: str) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, jwt_secret=secret)  # type: ignore[call-arg]
+def test_short_secret_is_refused_by_the_settings(tmp_path: Path, secret: str) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
-        create_app(settings)
+        Settings(_env_file=None, data_dir=tmp_path, jwt_secret=secret)  # type: ignore[call-arg]
 
 
 def test_secret_of_32_bytes_is_accepted(tmp_path: Path) -> None:

@@ -40,6 +40,31 @@ async def test_sends_over_the_limit_get_429_with_retry_after(
     assert rows[0][0] == 3
 
 
+async def test_refused_sends_do_not_count_against_the_limit(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    sender, follower, stranger = [await world.user(n) for n in ("s", "f", "x")]
+    await world.follow(follower, sender)
+    refused = [
+        {"recipients": [], "message": "hi"},  # 400: no recipient
+        {"recipients": [stranger.id], "message": "hi"},  # 403: does not follow the sender
+        {"recipients": [999_999], "message": "hi"},  # 400: no such user
+    ]
+
+    burst = [
+        (await client.post("/api/v2/pm/", json=body, headers=sender.auth)).status_code
+        for body in refused * 4
+    ]
+    good = {"recipients": [follower.id], "message": "hi"}
+    sends = [
+        (await client.post("/api/v2/pm/", json=good, headers=sender.auth)).status_code
+        for _ in range(4)
+    ]
+
+    assert burst == [400, 403, 400] * 4
+    assert sends == [201, 201, 201, 429]
+
+
 async def test_limits_are_per_user(client: httpx.AsyncClient, world: World) -> None:
     a, b, r = await world.user("a"), await world.user("b"), await world.user("r")
     await world.follow(r, a)

@@ -221,6 +221,28 @@ async def test_bad_paging_values_are_refused_by_name(
     assert error_code(response) in {"invalid", "min_value"}
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=ten", "Input should be a valid integer, unable to parse string as an integer"),
+        ("thread=0", "Input should be greater than or equal to 1"),
+    ],
+)
+async def test_a_bad_query_value_gets_one_message_not_the_undefined_alternative(
+    client: httpx.AsyncClient, world: World, query: str, message: str
+) -> None:
+    anna = await world.user("anna")
+    field = query.split("=")[0]
+
+    response = await client.get(f"{PM}?{query}", headers=anna.auth)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": message,
+        "errors": [{"field": field, "messages": [{"code": "invalid", "message": message}]}],
+    }
+
+
 async def test_an_offset_past_the_end_is_an_empty_page(
     client: httpx.AsyncClient, trio: tuple[Member, Member, Member]
 ) -> None:

@@ -486,6 +486,34 @@ async def test_malformed_bodies(
     await nothing_stored(world)
 
 
+async def test_json_sent_as_a_form_is_told_about_the_content_type(
+    client: httpx.AsyncClient, world: World, pair: tuple[Member, Member]
+) -> None:
+    anna, bruno = pair
+    message = (
+        "The body is JSON but its Content-Type is application/x-www-form-urlencoded: "
+        "send it with the header Content-Type: application/json."
+    )
+
+    response = await client.post(  # what `curl -d '{...}'` sends without -H Content-Type
+        PM,
+        content=b' {"recipients": [%d], "message": "hi"}' % bruno.id,
+        headers={**anna.auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": message,
+        "errors": [
+            {
+                "field": "non_field_errors",
+                "messages": [{"code": "json_sent_as_form", "message": message}],
+            }
+        ],
+    }
+    await nothing_stored(world)
+
+
 @pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
 async def test_oversized_bodies_are_413(
     client: httpx.AsyncClient, world: World, pair: tuple[Member, Member], content_type: str

@@ -10,6 +10,7 @@ import pytest
 
 from dovecote.core import clock
 from tests.conftest import World
+from tests.s3_server import new_bucket
 from tests.uploading import (
     CHUNK,
     UPLOAD,
@@ -26,9 +27,11 @@ from tests.uploading import (
 )
 
 
-@pytest.fixture
-def settings_overrides() -> dict[str, object]:
-    return {"upload_link_seconds": 600}
+@pytest.fixture(params=["local", "s3"])
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Every test here runs on the local directory and on a real S3-compatible server."""
+    storage = new_bucket(request.getfixturevalue("s3_endpoint")) if request.param == "s3" else {}
+    return {"upload_link_seconds": 600, **storage}
 
 
 async def _pair(world: World) -> tuple:  # type: ignore[type-arg]

@@ -1,4 +1,5 @@
-"""The storage backends: local directory, and S3 against an in-memory fake of the S3 client."""
+"""The storage backends: local directory, and S3 against an in-memory fake of the S3 client
+(exact calls) and against a real S3-compatible server (moto's)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dovecote.uploads.storage import (
     create_storage,
     store,
 )
+from tests.s3_server import new_bucket
 
 
 class _Missing(Exception):
@@ -174,5 +176,76 @@ def test_storage_is_chosen_by_settings(tmp_path: Path) -> None:
     local = create_storage(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
     assert isinstance(local, LocalStorage)
     assert local.root == (tmp_path / "media").resolve()
-    with pytest.raises(ValueError, match="S3_BUCKET"):
-        create_storage(Settings(_env_file=None, data_dir=tmp_path, storage="s3"))  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="S3_BUCKET"):  # the settings themselves refuse
+        Settings(_env_file=None, data_dir=tmp_path, storage="s3")  # type: ignore[call-arg]
+
+
+# --- against a real S3-compatible server (moto's, tests/s3_server.py) --------------------------
+
+
+@pytest.fixture
+def real_s3(s3_endpoint: str, tmp_path: Path) -> tuple[S3Storage, Any]:
+    """The backend as `dovecote serve` builds it from the settings, and a boto3 client that
+    looks into its bucket."""
+    import boto3
+
+    values = new_bucket(s3_endpoint)
+    backend = create_storage(Settings(_env_file=None, data_dir=tmp_path, **values))  # type: ignore[call-arg]
+    assert isinstance(backend, S3Storage)
+    look = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name=values["s3_region"],
+        aws_access_key_id=values["s3_access_key_id"],
+        aws_secret_access_key=values["s3_secret_access_key"],
+    )
+    return backend, (look, values["s3_bucket"])
+
+
+def _keys(look: Any) -> set[str]:
+    client, bucket = look
+    return {item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+async def test_real_s3_stores_reads_ranges_and_deletes(real_s3: tuple[S3Storage, Any]) -> None:
+    backend, look = real_s3
+    data = os.urandom(5_000)
+
+    written = await store(backend, "files/ab/x", _pieces(data))
+
+    assert _keys(look) == {"media/files/ab/x"}
+    assert written.md5 == hashlib.md5(data).hexdigest()
+    assert await _read(backend, "files/ab/x") == data
+    assert await _read(backend, "files/ab/x", 10, 19) == data[10:20]
+    await backend.delete(["files/ab/x"])
+    assert _keys(look) == set()
+    with pytest.raises(StorageMissing):
+        await _read(backend, "files/ab/x")
+
+
+async def test_real_s3_assembles_chunks_past_the_part_size(real_s3: tuple[S3Storage, Any]) -> None:
+    backend, look = real_s3
+    size = storage_module.S3_PART // 2 + 1  # three chunks make two S3 parts, one at least 5 MiB
+    data = os.urandom(3 * size)
+    keys = [f"parts/u/{i:06d}" for i in range(3)]
+    for i, key in enumerate(keys):
+        await store(backend, key, _pieces(data[i * size : (i + 1) * size], 1 << 20))
+
+    written = await assemble(backend, keys, "files/u/u")
+    await backend.delete(keys)
+
+    assert _keys(look) == {"media/files/u/u"}
+    assert written.size == len(data) and written.md5 == hashlib.md5(data).hexdigest()
+    assert await _read(backend, "files/u/u", size - 5, size + 4) == data[size - 5 : size + 5]
+
+
+async def test_real_s3_aborts_an_upload_over_its_limit(real_s3: tuple[S3Storage, Any]) -> None:
+    backend, look = real_s3
+    limit = storage_module.S3_PART + 100
+
+    with pytest.raises(OverflowError):
+        await store(backend, "files/a/a", _pieces(os.urandom(limit + 1), 1 << 20), limit=limit)
+
+    client, bucket = look
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert _keys(look) == set()

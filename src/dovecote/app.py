@@ -16,7 +16,7 @@ from dovecote import __version__
 from dovecote.auth.router import router as auth_router
 from dovecote.community import service as community
 from dovecote.community.router import router as community_router
-from dovecote.core import cors, handlers, openapi
+from dovecote.core import api_docs, cors, handlers, openapi
 from dovecote.core.broker import Broker, LocalBroker
 from dovecote.core.db import create_database
 from dovecote.core.handlers import error_body
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # served from the package by core.api_docs, not from a CDN
+        redoc_url=None,  # ReDoc would load from a CDN; /docs is the interactive documentation
     )
     handlers.install(app)
     app.add_middleware(BodySizeLimit, settings=settings)
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pm_router)
     _health(app)
     observability.install(app, settings)  # request ids, access log, /metrics
+    api_docs.install(app)  # /docs, before the page's routes
     webapp.install(app, settings)  # last: the page's routes never shadow the API's
     openapi.install(app)
     return app

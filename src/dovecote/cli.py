@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -17,10 +17,10 @@ from rich.progress import Progress
 
 from dovecote.auth import service as auth_service
 from dovecote.core import migrate, security
-from dovecote.core.db import UnitOfWork, create_database, standalone_unit
+from dovecote.core.db import UnitOfWork, create_database, database_problem, standalone_unit
 from dovecote.core.errors import DovecoteError, InvalidInput
 from dovecote.core.requests import field_errors
-from dovecote.core.settings import Settings, get_settings
+from dovecote.core.settings import Settings, get_settings, settings_errors
 from dovecote.users import service as users_service
 from dovecote.users.schemas import SignupIn
 
@@ -66,9 +66,37 @@ def _run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         raise typer.Exit(1) from exc
 
 
+@app.callback()
+def _settings_first() -> None:
+    """Every command reads the settings before anything else: a wrong one is one line each,
+    naming the variable and what it must be, and exit status 1 (never a traceback)."""
+    try:
+        get_settings()
+    except ValidationError as exc:
+        for line in settings_errors(exc):
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _migrate(url: str, revision: str = "head") -> None:
-    get_settings().data_dir.mkdir(parents=True, exist_ok=True)
+    _reach_database(get_settings(), url)
     migrate.upgrade(url, revision)
+
+
+def _reach_database(settings: Settings, url: str) -> None:
+    """The data directory can be made and the database answers, or one line and exit 1."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create DOVECOTE_DATA_DIR {settings.data_dir}: {exc.strerror}.")
+    problem = asyncio.run(database_problem(url, settings.db_timeout_seconds))
+    if problem is not None:
+        _fail(problem)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
 
 
 def _describe(exc: DovecoteError) -> str:
@@ -82,8 +110,7 @@ def _secret() -> bytes:
     try:
         return get_settings().jwt_secret_bytes()
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        _fail(str(exc))
 
 
 def _users(uow: UnitOfWork) -> users_service.Context:
@@ -95,16 +122,27 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    deflate: Annotated[
+        bool,
+        typer.Option(
+            "--deflate",
+            help="Compress live frames (permessage-deflate) for clients that offer it: less "
+            "bandwidth, about 40 KiB more memory per open socket.",
+        ),
+    ] = False,
 ) -> None:
-    """Apply pending migrations, then serve the API."""
+    """Check the settings and the database, apply pending migrations, then serve the API."""
     from dovecote.observability import logs
+    from dovecote.observability import serving as observed
 
-    settings = get_settings()
+    settings = get_settings()  # valid: checked by _settings_first
+    observed.check_settings(settings)
+    _reach_database(settings, settings.effective_database_url)
     logs.configure(settings)  # DOVECOTE_LOG_FORMAT / _LEVEL, here and (log_config) in workers
+    _secret()  # checked, or generated here once, before the migrations and the workers
     with _ops(lambda: _serving_lock(settings.effective_database_url)):
         _migrate(settings.effective_database_url)
-        _secret()  # generated here once, before the workers read it
-        _serve(settings, host, port, workers)
+        _serve(settings, host, port, workers, deflate=deflate)
 
 
 def _serving_lock(url: str) -> AbstractContextManager[object]:
@@ -115,7 +153,7 @@ def _serving_lock(url: str) -> AbstractContextManager[object]:
     return nullcontext() if database is None else sqlite_files.ServingLock(database)
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int, *, deflate: bool) -> None:
     import uvicorn
 
     from dovecote.observability import logs
@@ -134,8 +172,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         log_level=settings.log_level,
         log_config=logs.config(settings),
         access_log=False,  # dovecote.access logs each request by route, without its query
-        # Live frames are small JSON; compression would cost ~40 KiB of zlib state per socket.
-        ws_per_message_deflate=False,
+        # Off unless asked: live frames are small JSON, and zlib keeps ~40 KiB per socket.
+        ws_per_message_deflate=deflate,
     )
     with observed.multiprocess_metrics(settings):  # every worker's counts in /metrics
         observed.start_listener(settings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -231,10 +232,52 @@ def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> AsyncEngine:
     return engine
 
 
+def create_private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file readable by its owner only (0600), before SQLite creates
+    it under the umask (usually 0644); SQLite gives its -wal and -shm files the same mode.
+    An existing file keeps its mode."""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or os.path.exists(path):
+        return
+    if os.path.isdir(os.path.dirname(os.path.abspath(path))):  # else SQLite cannot open it either
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+async def database_problem(url: str, wait_seconds: float) -> str | None:
+    """None when the database at `url` can be opened and answers; otherwise why not, in one
+    line that names the database (without its password) and says what to check."""
+    connect_args = {} if url.startswith("sqlite") else {"timeout": wait_seconds}
+    engine = create_async_engine(url, connect_args=connect_args)
+    try:
+        create_private_sqlite_file(url)
+        async with asyncio.timeout(wait_seconds * 2), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # whatever the driver says, the operator gets one line
+        where = make_url(url).render_as_string(hide_password=True)
+        setting = "DOVECOTE_DATA_DIR" if url.startswith("sqlite") else "DOVECOTE_DATABASE_URL"
+        return f"cannot use the database {where}: {_reason(exc)}. Check that it runs and {setting}."
+    finally:
+        await engine.dispose()
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text_ = str(exc).strip() or type(exc).__name__
+    return text_.splitlines()[0].rstrip(".")
+
+
 def create_database(settings: Settings) -> Database:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        create_private_sqlite_file(url)
         writer = _sqlite_engine(url, writer=True, pool_size=settings.db_pool_size)
         reader = _sqlite_engine(url, writer=False, pool_size=settings.db_pool_size)
         dialect = "sqlite"

@@ -24,6 +24,7 @@ from dovecote.core.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from dovecote.core.pagination import ABSENT_BRANCH
 from dovecote.core.requests import field_errors
 
 log = logging.getLogger("dovecote")
@@ -90,6 +91,8 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     errors = []
     for error in exc.errors():
         location = [str(part) for part in error.get("loc", ())[1:]]
+        if ABSENT_BRANCH in location:
+            continue
         errors.append((location[0] if location else "non_field_errors", error))
     mapped = [
         FieldError(

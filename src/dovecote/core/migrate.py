@@ -9,6 +9,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dovecote.core.db import create_private_sqlite_file
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -21,6 +23,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision`. Safe to call when already there."""
+    create_private_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 

@@ -22,6 +22,9 @@ MAX_QUERY_INT = MAX_ID
 
 # The JS client sends missing values as the literal string "undefined"; they count as absent.
 Absent = Literal["undefined", ""]
+# How pydantic names the Absent alternative of a union in an error's location: a value that is
+# neither a number nor absent fails both, and only the number's error is worth showing.
+ABSENT_BRANCH = "literal['undefined','']"
 NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_QUERY_INT)]
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_QUERY_INT)]
 OptionalCount = Annotated[NonNegativeInt | Absent | None, Query()]

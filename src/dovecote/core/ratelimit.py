@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,12 +20,10 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from dovecote.core.errors import RateLimited
-from dovecote.core.settings import Settings
+from dovecote.core.settings import LIMITED, Settings
 from dovecote.core.state import app_state
 
 log = logging.getLogger("dovecote")
-
-CATEGORIES = ("send", "upload", "login", "search")
 
 
 class RateLimiter:
@@ -46,31 +45,68 @@ class RateLimiter:
         )
         self.strategy = MovingWindowRateLimiter(self.storage)
         self.rules: dict[str, list[RateLimitItem]] = {}
-        for category in CATEGORIES:
+        for category in LIMITED:
             self.rules[f"{category}:user"] = parse_many(getattr(settings, f"ratelimit_{category}"))
             self.rules[f"{category}:ip"] = parse_many(getattr(settings, f"ratelimit_{category}_ip"))
 
     async def check(self, category: str, *, user: int | str | None, ip: str | None) -> None:
         """Count one hit for the user and the IP; RateLimited when either is over its limit."""
-        if not self.enabled:
-            return
-        for scope, identity in (("user", user), ("ip", ip)):
-            if identity is None:
-                continue
-            for item in self.rules[f"{category}:{scope}"]:
-                await self._hit(item, category, scope, str(identity))
+        for item, keys in self._rules(category, user, ip):
+            await self._guarded(item, keys, self._hit)
 
-    async def _hit(self, item: RateLimitItem, category: str, scope: str, identity: str) -> None:
+    @asynccontextmanager
+    async def counting_accepted(
+        self, category: str, *, user: int | str | None, ip: str | None
+    ) -> AsyncIterator[None]:
+        """Refuse (RateLimited) when the user or the IP has no room left, then count the
+        request only if the block completes: a refused request (a 4xx) costs nothing."""
+        rules = self._rules(category, user, ip)
+        for item, keys in rules:
+            await self._guarded(item, keys, self._test)
+        yield
+        for item, keys in rules:
+            await self._guarded(item, keys, self._count)
+
+    def _rules(
+        self, category: str, user: int | str | None, ip: str | None
+    ) -> list[tuple[RateLimitItem, tuple[str, str, str]]]:
+        if not self.enabled:
+            return []
+        return [
+            (item, (category, scope, str(identity)))
+            for scope, identity in (("user", user), ("ip", ip))
+            if identity is not None
+            for item in self.rules[f"{category}:{scope}"]
+        ]
+
+    async def _guarded(
+        self,
+        item: RateLimitItem,
+        keys: tuple[str, str, str],
+        step: Callable[[RateLimitItem, tuple[str, str, str]], Awaitable[None]],
+    ) -> None:
         try:
-            allowed = await self.strategy.hit(item, category, scope, identity)
-            if allowed:
-                return
-            stats = await self.strategy.get_window_stats(item, category, scope, identity)
+            await step(item, keys)
+        except RateLimited:
+            raise
         except Exception as exc:  # Redis down: fail open, loudly
             log.warning("rate limiter unavailable, allowing the request: %s", exc)
-            return
+
+    async def _hit(self, item: RateLimitItem, keys: tuple[str, str, str]) -> None:
+        if not await self.strategy.hit(item, *keys):
+            await self._refuse(item, keys)
+
+    async def _test(self, item: RateLimitItem, keys: tuple[str, str, str]) -> None:
+        if not await self.strategy.test(item, *keys):
+            await self._refuse(item, keys)
+
+    async def _count(self, item: RateLimitItem, keys: tuple[str, str, str]) -> None:
+        await self.strategy.hit(item, *keys)
+
+    async def _refuse(self, item: RateLimitItem, keys: tuple[str, str, str]) -> None:
+        stats = await self.strategy.get_window_stats(item, *keys)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        self.on_refused(f"{category}:{scope}")
+        self.on_refused(f"{keys[0]}:{keys[1]}")
         raise RateLimited(retry_after)
 
     async def reset(self) -> None:

@@ -52,6 +52,8 @@ async def read_body_dict(request: Request, model: type[BaseModel] | None = None)
     """The body as a dict. Form fields repeat for lists: a list-typed field always gets a list,
     any other field its single value."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        await _refuse_json_as_form(request)
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
         data: dict[str, Any] = {}
@@ -64,6 +66,18 @@ async def read_body_dict(request: Request, model: type[BaseModel] | None = None)
         data = {key: value for key, value in data.items() if key in model.model_fields}
     refuse_unstorable_text(data)
     return data
+
+
+async def _refuse_json_as_form(request: Request) -> None:
+    """`curl -d '{...}'` without a Content-Type sends JSON labelled as a form: say so, rather
+    than answer for the fields the form parser did not find."""
+    if (await request.body()).lstrip()[:1] in (b"{", b"["):
+        raise InvalidInput.field(
+            "non_field_errors",
+            "json_sent_as_form",
+            "The body is JSON but its Content-Type is application/x-www-form-urlencoded: "
+            "send it with the header Content-Type: application/json.",
+        )
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

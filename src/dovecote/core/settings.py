@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("dovecote")
 
 MIN_SECRET_BYTES = 32
 SECRET_FILE = "jwt_secret"
+LIMITED = ("send", "upload", "login", "search")  # the rate-limited categories (core.ratelimit)
 
 
 class Settings(BaseSettings):
@@ -100,6 +102,42 @@ class Settings(BaseSettings):
     metrics_bind: str | None = None  # host:port of a metrics-only listener, e.g. 127.0.0.1:9108
     metrics_token: SecretStr | None = None  # bearer token for /metrics, 16+ characters
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        return database_url(value) if value else value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_secret_length(value.get_secret_value().encode())
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://HOST:PORT/DB URL (or rediss://, unix://).")
+        return value
+
+    @field_validator(*(f"ratelimit_{c}{s}" for c in LIMITED for s in ("", "_ip")))
+    @classmethod
+    def _limits_notation(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(
+                "must be limits like '5/second;200/minute' (COUNT/UNIT, ';' between them)."
+            ) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> Settings:
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("DOVECOTE_STORAGE=s3 needs DOVECOTE_S3_BUCKET, the bucket's name.")
+        return self
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
@@ -150,12 +188,41 @@ class Settings(BaseSettings):
             secret = self.jwt_secret.get_secret_value().encode()
         else:
             secret = _load_or_create_secret(self.data_dir / SECRET_FILE)
-        if len(secret) < MIN_SECRET_BYTES:
-            raise ValueError(
-                f"DOVECOTE_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long; "
-                f"it is {len(secret)}."
-            )
+        _check_secret_length(secret)
         return secret
+
+
+def _check_secret_length(secret: bytes) -> None:
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"DOVECOTE_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long; it is "
+            f"{len(secret)}. Make one with: python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'"
+        )
+
+
+# The drivers Dovecote speaks through, and the schemes people write for the same databases.
+_DRIVERS = {
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
+def database_url(url: str) -> str:
+    """The URL with the driver Dovecote uses: `postgres://` and `postgresql://` (what hosting
+    providers hand out) become `postgresql+asyncpg://`, `sqlite://` `sqlite+aiosqlite://`; any
+    other scheme is a ValueError saying what to write."""
+    scheme, separator, rest = url.partition("://")
+    driver = _DRIVERS.get(scheme.lower()) if separator else None
+    if driver is None:
+        raise ValueError(
+            "must be postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE or "
+            "sqlite+aiosqlite:///PATH (postgres:// and postgresql:// are read as asyncpg)."
+        )
+    return f"{driver}://{rest}"
 
 
 def _split_origins(value: str) -> list[str]:
@@ -173,6 +240,17 @@ def _load_or_create_secret(path: Path) -> bytes:
         handle.write(secret)
     log.warning("Generated a new JWT secret and stored it in %s (mode 600).", path)
     return secret.encode()
+
+
+def settings_errors(exc: ValidationError) -> list[str]:
+    """One line per wrong setting, naming its variable and never echoing its value (it may
+    be a secret)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        name = f"DOVECOTE_{str(error['loc'][0]).upper()}" if error["loc"] else ""
+        lines.append(message if not name or message.startswith(name) else f"{name}: {message}")
+    return lines
 
 
 @lru_cache

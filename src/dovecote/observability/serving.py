@@ -63,7 +63,7 @@ def multiprocess_metrics(settings: Settings) -> Iterator[Path]:
 
     An operator's own PROMETHEUS_MULTIPROC_DIR is used as it is, emptied of the files of
     earlier runs; otherwise a fresh `DATA_DIR/metrics/serve-<pid>`, removed at the end."""
-    _check(settings)
+    check_settings(settings)
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         run = Path(given)
@@ -82,7 +82,7 @@ def multiprocess_metrics(settings: Settings) -> Iterator[Path]:
             shutil.rmtree(run, ignore_errors=True)
 
 
-def _check(settings: Settings) -> None:
+def check_settings(settings: Settings) -> None:
     """Bad metrics settings stop `dovecote serve` with one line saying what to fix, before
     any worker starts (and fails with a traceback)."""
     from dovecote.observability.wiring import metrics_token

@@ -120,9 +120,9 @@ async def send(
 ) -> MessageOut | list[MessageOut]:
     del x_dovecote_connection  # read by the context, declared here for the document
     shape = web_client.send_response(x_dovecote_send_response) or ctx.settings.pm_send_response
-    await limiter.check("send", user=caller.user_id, ip=client_ip(request))
     body = await read_body(request, SendMessageIn)
-    messages = await sending.send_message(ctx, caller, body, idempotency_key)
+    async with limiter.counting_accepted("send", user=caller.user_id, ip=client_ip(request)):
+        messages = await sending.send_message(ctx, caller, body, idempotency_key)
     return messages if shape == "list" else messages[0]
 
 

@@ -307,7 +307,6 @@ def _aioboto3_client(settings: Settings) -> ClientFactory:
 
 def create_storage(settings: Settings) -> Storage:
     if settings.storage == "s3":
-        if not settings.s3_bucket:
-            raise ValueError("DOVECOTE_STORAGE=s3 needs DOVECOTE_S3_BUCKET.")
+        assert settings.s3_bucket, "Settings refuse DOVECOTE_STORAGE=s3 without a bucket"
         return S3Storage(settings.s3_bucket, _aioboto3_client(settings), settings.s3_prefix)
     return LocalStorage(settings.effective_media_dir)
