@@ -190,6 +190,25 @@ async def _sign_out(ctx: Context, user_id: int) -> None:
     ctx.uow.after_commit(lambda: ctx.broker.kick(Kick(user_ids=(user_id,))))
 
 
+def standing_of(row: Row[Any]) -> str:
+    """A member's state in words (the CLI's `users list`)."""
+    if row.erased_at is not None:
+        return "erased"
+    if row.deleted:
+        return "deleted"
+    if not row.is_active:
+        return "deactivated"
+    member = Principal(row.id, row.username, row.role, None, row.blocked_at, row.blocked_until)
+    if member.is_blocked(clock.now()):
+        until = row.blocked_until
+        return f"blocked until {until:%Y-%m-%d %H:%M} UTC" if until else "blocked"
+    return "active"
+
+
+async def members(ctx: Context, limit: int, offset: int) -> list[Row[Any]]:
+    return await users_repo.standings(ctx.uow.session, limit, offset)
+
+
 def _logged(ctx: Context, action: str, target: Row[Any], **details: Any) -> None:
     """One line per action: who acted, on whom, what (ids and the action only, no secrets)."""
     extra = "".join(f" {k}={v}" for k, v in details.items())
