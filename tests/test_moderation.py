@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from dovecote.core import clock
+from dovecote.ops import invariants
 from tests.conftest import Member, World
 from tests.pm_support import PM, assert_state_consistent, error_code, send, thread
 from tests.test_oauth import make_client
@@ -164,3 +165,23 @@ async def test_a_hard_delete_erases_messages_files_profile_and_tokens(
     assert gone.status_code == 401
     assert (await moderate(client, mod, anna, status="u")).status_code == 404
     await assert_state_consistent(world)
+    async with world.database.write_sessions() as session:
+        assert await invariants.broken(session) == {}  # bruno's follow counters followed
+
+
+async def test_each_action_is_logged_with_who_whom_and_what(
+    client: httpx.AsyncClient,
+    talking: tuple[Member, Member, Member],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mod, anna, bruno = talking
+    with caplog.at_level("INFO", logger="dovecote.moderation"):
+        await moderate(client, mod, anna, status="b", days_blocked=1)
+        await moderate(client, mod, anna, status="a")
+        await delete_user(client, bruno, bruno, hard=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "dovecote.moderation"]
+    assert lines[0].startswith(f"moderation: user {mod.id} block user {anna.id} until=")
+    assert lines[1:] == [
+        f"moderation: user {mod.id} activate user {anna.id}",
+        f"moderation: user {bruno.id} hard_delete user {bruno.id} messages=0 files=0",
+    ]
