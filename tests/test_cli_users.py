@@ -96,7 +96,9 @@ def test_set_password_never_echoes_it(env: dict[str, str]) -> None:
     for result, password in ((piped, "second-password"), (prompted, "third-password")):
         assert result.exit_code == 0, result.stderr
         assert password not in result.stdout + result.stderr
-    (hashed,) = query(env["DOVECOTE_DATABASE_URL"], "SELECT password_hash FROM users LIMIT 1")[0]
+    (hashed,) = query(
+        env["DOVECOTE_DATABASE_URL"], "SELECT password_hash FROM users WHERE username = 'anna'"
+    )[0]
     assert asyncio.run(security.verify_password("third-password", hashed, threads=1))
     assert _typed("\n", "users", "set-password", "anna", "--stdin").exit_code == 1
 
