@@ -14,6 +14,7 @@ from dovecote.core import clock
 from dovecote.ops import invariants
 from tests.conftest import Member, World
 from tests.pm_support import PM, assert_state_consistent, error_code, send, thread
+from tests.realtime_helpers import HEARTBEAT, closed_with, socket
 from tests.test_oauth import make_client
 from tests.uploading import fetch, ui_send, ui_upload
 
@@ -185,3 +186,15 @@ async def test_each_action_is_logged_with_who_whom_and_what(
         f"moderation: user {mod.id} activate user {anna.id}",
         f"moderation: user {bruno.id} hard_delete user {bruno.id} messages=0 files=0",
     ]
+
+
+async def test_a_delete_closes_the_members_sockets_at_once_and_a_block_does_not(
+    base: str, client: httpx.AsyncClient, talking: tuple[Member, Member, Member]
+) -> None:
+    mod, anna, bruno = talking  # sockets are rechecked only every 60 s: the kick closes these
+    async with socket(base, anna.token) as blocked, socket(base, bruno.token) as deleted:
+        assert (await moderate(client, mod, anna, status="b")).status_code == 204
+        assert (await moderate(client, mod, bruno, status="d")).status_code == 204
+        assert await closed_with(deleted) == 4401
+        await blocked.send(HEARTBEAT)
+        assert await blocked.recv() == HEARTBEAT

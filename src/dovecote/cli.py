@@ -176,8 +176,8 @@ def users_create(
 
 
 def _moderation(uow: UnitOfWork) -> moderation.Context:
-    """Moderation as the operator: no role check; live events reach no socket from here (a
-    deleted member's open sockets close when their token is next checked)."""
+    """Moderation as the operator: no role check. Live events and kicks reach no socket from
+    here: a running server's sockets notice at their periodic recheck."""
     from dovecote.core.broker import LocalBroker
     from dovecote.uploads.storage import create_storage
 
