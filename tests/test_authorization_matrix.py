@@ -179,6 +179,19 @@ MATRIX: list[Probe] = [
         lambda s: f"/api/v2/user/{s.owner.id}/hide/",
         {"owner": 400, "participant": 204, "stranger": 204},
     ),
+    Probe(
+        "PATCH",
+        "/api/v2/moderation/user/{id}/",
+        lambda s: f"/api/v2/moderation/user/{s.participant.id}/",
+        same(403),  # moderators and admins only: tests/test_moderation.py
+        body=lambda s: {"status": "u"},
+    ),
+    Probe(  # last of the members' rows: the owner deletes themselves
+        "DELETE",
+        "/api/v2/user/{id}/",
+        lambda s: f"/api/v2/user/{s.owner.id}/",
+        {"owner": 204, "participant": 403, "stranger": 403},
+    ),
     # Public endpoints: the Authorization header does not matter.
     Probe(
         "POST",

@@ -26,6 +26,7 @@ from dovecote.core.ratelimit import RateLimiter
 from dovecote.core.settings import Settings, get_settings
 from dovecote.core.state import AppState
 from dovecote.housekeeping import service as housekeeping
+from dovecote.moderation.router import router as moderation_router
 from dovecote.observability import metrics
 from dovecote.observability import wiring as observability
 from dovecote.pm.router import router as pm_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cors.install(app, settings)  # outermost: error answers carry the CORS headers too
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(moderation_router)
     app.include_router(user_settings_router)
     app.include_router(community_router)
     app.include_router(uploads_router)  # before pm: its /api/v2/pm/{id}/ would shadow ours

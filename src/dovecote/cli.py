@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
@@ -14,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
+from sqlalchemy import Row
 
 from dovecote.auth import service as auth_service
 from dovecote.core import migrate, security
@@ -21,6 +23,7 @@ from dovecote.core.db import UnitOfWork, create_database, database_problem, stan
 from dovecote.core.errors import DovecoteError, InvalidInput
 from dovecote.core.requests import field_errors
 from dovecote.core.settings import Settings, get_settings, settings_errors
+from dovecote.moderation import service as moderation
 from dovecote.users import service as users_service
 from dovecote.users.schemas import SignupIn
 
@@ -211,6 +214,118 @@ def users_create(
         return user.model_dump(mode="json")
 
     typer.echo(json.dumps(_run(work)))
+
+
+def _moderation(uow: UnitOfWork) -> moderation.Context:
+    """Moderation as the operator: no role check. Live events and kicks reach no socket from
+    here: a running server's sockets notice at their periodic recheck."""
+    from dovecote.core.broker import LocalBroker
+    from dovecote.uploads.storage import create_storage
+
+    settings = get_settings()
+    return moderation.Context(uow, settings, create_storage(settings), LocalBroker(), actor="cli")
+
+
+def _moderate(
+    username: str, action: Callable[[moderation.Context, Row[Any]], Awaitable[None]], done: str
+) -> None:
+    """Look USERNAME up and apply one moderation action to them, as the API's would."""
+
+    async def work(uow: UnitOfWork) -> None:
+        ctx = _moderation(uow)
+        user_id = await users_service.user_id_named(_users(uow), username)
+        await action(ctx, await moderation.member(ctx, user_id))
+
+    _run(work)
+    typer.echo(f"{username} {done}")
+
+
+@users_app.command("list")
+def users_list(
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """List users with their role and state (active, blocked, deactivated, deleted, erased)."""
+    from rich.table import Table
+
+    async def work(uow: UnitOfWork) -> list[tuple[str, ...]]:
+        rows = await moderation.members(_moderation(uow), limit, offset)
+        return [(str(r.id), r.username, r.role or "", moderation.standing_of(r)) for r in rows]
+
+    table = Table("id", "username", "role", "state")
+    for row in _run(work):
+        table.add_row(*row)
+    Console().print(table)
+
+
+@users_app.command("block")
+def users_block(
+    username: str,
+    days: Annotated[int | None, typer.Option(min=1, max=36500, help="Default: for good.")] = None,
+) -> None:
+    """Block USERNAME: they sign in and read, but cannot send, until the block ends."""
+    until = f"for {days} days" if days else "until unblocked"
+    _moderate(username, lambda ctx, m: moderation.block(ctx, m, days), f"is blocked {until}")
+
+
+@users_app.command("unblock")
+def users_unblock(username: str) -> None:
+    """Lift USERNAME's block and undo a deactivation (SelfCommunity status "a")."""
+    _moderate(username, moderation.activate, "is active")
+
+
+@users_app.command("deactivate")
+def users_deactivate(username: str) -> None:
+    """Stop USERNAME signing in (tokens stop working); `users unblock` undoes it."""
+    _moderate(username, moderation.deactivate, "is deactivated")
+
+
+@users_app.command("delete")
+def users_delete(
+    username: str,
+    hard: Annotated[bool, typer.Option(help="Erase their profile, messages and files.")] = False,
+) -> None:
+    """Delete USERNAME: soft (signed out for good, messages stay) or --hard (erased)."""
+    action = moderation.erase if hard else moderation.soft_delete
+    _moderate(username, action, "is erased" if hard else "is deleted")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Set USERNAME's password: asked for (hidden, twice), or read from stdin with --stdin."""
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+
+    async def work(uow: UnitOfWork) -> None:
+        ctx = _users(uow)
+        user_id = await users_service.user_id_named(ctx, username)
+        await users_service.set_password(ctx, user_id, password)
+
+    _run(work)
+    typer.echo(f"password of {username} set")
+
+
+@users_app.command("unfollow")
+def users_unfollow(follower: str, followed: str) -> None:
+    """Make FOLLOWER stop following FOLLOWED (usernames)."""
+
+    async def work(uow: UnitOfWork) -> bool:
+        ctx = _users(uow)
+        a = await users_service.user_id_named(ctx, follower)
+        b = await users_service.user_id_named(ctx, followed)
+        return await users_service.ensure_unfollows(ctx, a, b)
+
+    did = _run(work)
+    typer.echo(
+        f"{follower} no longer follows {followed}"
+        if did
+        else f"{follower} did not follow {followed}"
+    )
 
 
 @app.command()

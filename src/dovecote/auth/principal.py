@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 STAFF_ROLES = frozenset({"admin", "moderator", "editor"})
 
@@ -14,6 +15,14 @@ class Principal:
     username: str
     role: str | None
     oauth_token_id: int | None = None
+    # A moderator's block: from blocked_at until blocked_until (None: for good).
+    blocked_at: datetime | None = None
+    blocked_until: datetime | None = None
+
+    def is_blocked(self, now: datetime) -> bool:
+        if self.blocked_at is None:
+            return False
+        return self.blocked_until is None or now < self.blocked_until
 
     @property
     def is_staff(self) -> bool:

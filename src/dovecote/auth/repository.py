@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dovecote.auth.principal import Principal
 from dovecote.models import OAuthClient, OAuthToken, User
 
-_PRINCIPAL_COLUMNS = (User.id, User.username, User.role)
+_PRINCIPAL_COLUMNS = (User.id, User.username, User.role, User.blocked_at, User.blocked_until)
 
 
 _PRINCIPAL = select(*_PRINCIPAL_COLUMNS).where(User.id == bindparam("user_id"), User.active)
@@ -19,7 +20,11 @@ _PRINCIPAL = select(*_PRINCIPAL_COLUMNS).where(User.id == bindparam("user_id"), 
 
 async def principal_by_user_id(session: AsyncSession, user_id: int) -> Principal | None:
     row = (await session.execute(_PRINCIPAL, {"user_id": user_id})).first()
-    return Principal(row.id, row.username, row.role) if row else None
+    return _principal(row) if row else None
+
+
+def _principal(row: Row[Any], token_id: int | None = None) -> Principal:
+    return Principal(row.id, row.username, row.role, token_id, row.blocked_at, row.blocked_until)
 
 
 async def principal_by_access_hash(
@@ -37,7 +42,7 @@ async def principal_by_access_hash(
             )
         )
     ).first()
-    return Principal(row.id, row.username, row.role, row.token_id) if row else None
+    return _principal(row, row.token_id) if row else None
 
 
 Login = Row[tuple[int, str | None]]
@@ -171,6 +176,17 @@ async def revoke_family(session: AsyncSession, family: str, now: datetime) -> No
         .where(OAuthToken.family == family, OAuthToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+async def revoke_user_tokens(session: AsyncSession, user_id: int, now: datetime) -> list[int]:
+    """Revoke every live token of a user; returns their ids (their sockets close)."""
+    revoked = await session.scalars(
+        update(OAuthToken)
+        .where(OAuthToken.user_id == user_id, OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(OAuthToken.id)
+    )
+    return list(revoked)
 
 
 async def revoke_by_hash(

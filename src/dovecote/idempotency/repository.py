@@ -76,3 +76,8 @@ async def purge_before(session: AsyncSession, cutoff: datetime, limit: int) -> i
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def forget_user(session: AsyncSession, user_id: int) -> None:
+    """Drop a user's keys, and with them the stored answers that repeat their messages."""
+    await session.execute(delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id))

@@ -96,6 +96,12 @@ class User(Base):
     unread_threads: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, server_default=text("0")
     )
+    # A moderator's block (SelfCommunity status "b"): set from blocked_at until blocked_until,
+    # or for good when blocked_until is NULL. A blocked member reads but may not send.
+    blocked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    blocked_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    # When a hard delete erased the member (SelfCommunity status "u"): then `deleted` is true too.
+    erased_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (CheckConstraint("role IN ('admin', 'moderator', 'editor')", name="role"),)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dovecote.auth.principal import Principal
 from dovecote.core import clock
@@ -23,10 +23,27 @@ async def delete_message(ctx: Context, user: Principal, message_id: int) -> None
         raise NotFound("No such message.", code="message_not_found")
     if message.status != "created":
         return  # deleting again changes nothing
-    members = await repo.message_threads(session, message_id)
-    thread_ids = sorted({t for t, _ in members})
     now = clock.now()
-    if now - message.created_at < timedelta(seconds=ctx.settings.pm_delete_window_seconds):
+    window = timedelta(seconds=ctx.settings.pm_delete_window_seconds)
+    await _remove(ctx, message_id, now, unlist=now - message.created_at < window)
+
+
+async def hide_messages_of(ctx: Context, sender_id: int) -> int:
+    """A hard delete of the sender: every message of theirs not yet removed becomes `hidden`
+    (the placeholder in every thread, its file detached), with the deleted-message event each
+    member's client expects, as a late delete. Returns how many."""
+    now = clock.now()
+    message_ids = await repo.live_messages_of(ctx.uow.session, sender_id)
+    for message_id in message_ids:
+        await _remove(ctx, message_id, now, unlist=False)
+    return len(message_ids)
+
+
+async def _remove(ctx: Context, message_id: int, now: datetime, *, unlist: bool) -> None:
+    session = ctx.uow.session
+    members = await repo.message_threads(session, message_id)
+    if unlist:
+        thread_ids = sorted({t for t, _ in members})
         delta = await repo.unlist_message(session, message_id, thread_ids)
     else:
         await repo.hide_message(session, message_id)

@@ -7,7 +7,8 @@ transaction: one round trip, one prepared statement, atomic on its own (it commi
 returns, so an answer built from it is durable).
 
 The statement checks the rules before writing anything: the sender is an active user (the
-JWT alone proved who they claim to be, not that they still exist), and every recipient is
+JWT alone proved who they claim to be, not that they still exist) whom no moderator has
+blocked at `now`, and every recipient is
 someone else, active, has not hidden the sender, follows them (or the sender is staff), and
 already shares a one-to-one thread with them. When any of that fails nothing is written and
 the rows say why, so the caller can raise the same refusal as the general path; a missing
@@ -58,8 +59,9 @@ def _person(alias: str) -> str:
 # $5 staff roles, $6 activity type, $7 sender and recipients sorted ascending.
 SEND = f"""
 WITH sender AS MATERIALIZED (
-    SELECT {_columns("users")}, role,
-           coalesce(role = ANY($5::text[]), false) AS is_staff
+    SELECT {_columns("users")}, role, blocked_at, blocked_until,
+           coalesce(role = ANY($5::text[]), false) AS is_staff,
+           blocked_at IS NOT NULL AND (blocked_until IS NULL OR blocked_until > $4) AS blocked
     FROM users WHERE id = $1 AND {_active("users")}
 ), facts AS MATERIALIZED (
     SELECT w.id, w.ord, t.id AS thread_id,
@@ -78,7 +80,7 @@ WITH sender AS MATERIALIZED (
     WHERE EXISTS (SELECT 1 FROM sender)
       AND NOT EXISTS (
           SELECT 1 FROM facts f, sender s
-          WHERE f.id = $1 OR NOT f.active OR f.hid_sender OR f.thread_id IS NULL
+          WHERE s.blocked OR f.id = $1 OR NOT f.active OR f.hid_sender OR f.thread_id IS NULL
              OR NOT (f.follows_sender OR s.is_staff))
     RETURNING id
 ), listed AS (
@@ -127,6 +129,7 @@ WITH sender AS MATERIALIZED (
 )
 SELECT f.id AS recipient_id, f.known, f.active, f.follows_sender, f.hid_sender, f.thread_id,
        s.id IS NOT NULL AS sender_ok, s.role AS sender_role,
+       s.blocked_at AS sender_blocked_at, s.blocked_until AS sender_blocked_until,
        m.id AS message_id, se.id AS sender_event_id, re.id AS recipient_event_id,
        {_person("s")} AS sender, {_person("r")} AS recipient
 FROM facts f
@@ -167,6 +170,7 @@ class Outcome:
 
     sender: Person | None
     sender_role: str | None
+    sender_blocked: tuple[datetime | None, datetime | None]  # (blocked_at, blocked_until)
     message_id: int | None
     facts: list[tuple[int, Fact | None]]
     deliveries: list[Delivery]
@@ -195,6 +199,7 @@ def _outcome(rows: Sequence[Any]) -> Outcome:
     return Outcome(
         sender=Person(*first["sender"]) if first["sender"] is not None else None,
         sender_role=first["sender_role"],
+        sender_blocked=(first["sender_blocked_at"], first["sender_blocked_until"]),
         message_id=first["message_id"],
         facts=[] if sent else [(row["recipient_id"], _fact(row)) for row in rows],
         deliveries=[_delivery(row) for row in rows] if sent else [],

@@ -100,7 +100,8 @@ async def _send_in_one_statement(
     )
     if outcome.sender is None:
         raise AuthenticationFailed()
-    sender = Principal(caller.user_id, outcome.sender.username, outcome.sender_role)
+    username, role = outcome.sender.username, outcome.sender_role
+    sender = Principal(caller.user_id, username, role, None, *outcome.sender_blocked)
     caller.confirmed(sender)
     if outcome.message_id is None:
         for recipient_id, fact in outcome.facts:

@@ -139,6 +139,13 @@ def _keys(row: Row[Any]) -> list[str]:
     return keys
 
 
+async def erase_files_of(session: AsyncSession, owner_id: int) -> list[str]:
+    """Delete every file a user uploaded (a hard delete of the user); returns the storage keys
+    to remove once the transaction has committed."""
+    rows = await repo.delete_files(session, await repo.files_of(session, owner_id))
+    return [key for row in rows for key in _keys(row)]
+
+
 @dataclass(frozen=True)
 class Garbage:
     files: int

@@ -175,6 +175,10 @@ async def delete_files(session: AsyncSession, file_ids: Sequence[int]) -> list[R
     return rows
 
 
+async def files_of(session: AsyncSession, owner_id: int) -> list[int]:
+    return [int(i) for i in await session.scalars(select(File.id).where(File.owner_id == owner_id))]
+
+
 async def expired_files(session: AsyncSession, before: datetime, limit: int) -> list[int]:
     """Uploads never attached to a message, older than `before` (thumbnails go with parents)."""
     query = (

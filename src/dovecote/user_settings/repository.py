@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dovecote.core.db import dialect_name, upsert
@@ -41,3 +41,7 @@ async def change_settings(
         set_={**{name: getattr(statement.excluded, name) for name in changes}, "updated_at": now},
     ).returning(*COLUMNS)
     return (await session.execute(statement)).one()
+
+
+async def forget_user(session: AsyncSession, user_id: int) -> None:
+    await session.execute(delete(UserSettings).where(UserSettings.user_id == user_id))

@@ -30,8 +30,12 @@ async def read_settings(id: ObjectId, ctx: Ctx, user: CurrentUser) -> UserSettin
     "/user/{id:int}/settings/",
     response_model=UserSettingsOut,
     responses=errors(400, 401, 404),
+    # Not required: an empty PATCH changes nothing, which is an answer, not an error.
     openapi_extra=body_of(
-        UserSettingsPatchIn, "application/json", "application/x-www-form-urlencoded"
+        UserSettingsPatchIn,
+        "application/json",
+        "application/x-www-form-urlencoded",
+        required=False,
     ),
     summary="Change a member's settings (the member or staff)",
 )

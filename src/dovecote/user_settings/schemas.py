@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 Frequency = Annotated[int, Field(ge=-1, le=1, description="-1 at once, 1 daily, 0 never.")]
 Flag = Annotated[int, Field(ge=0, le=1, description="1 on, 0 off.")]
@@ -29,16 +29,27 @@ DEFAULTS = UserSettingsOut(
 )
 
 
-# In a change, a setting left out (or null) keeps its value: documented as the plain integer.
+def _no_bool(value: Any) -> Any:
+    """JSON's true/false are not the numbers 1 and 0 here (forms send digits as text)."""
+    if isinstance(value, bool):
+        raise ValueError("Not a valid integer.")
+    return value
+
+
+# In a change, a setting left out (or null) keeps its value: documented as integer or null.
 FrequencyChange = Annotated[
-    int | None,
-    Field(ge=-1, le=1),
-    WithJsonSchema({"type": "integer", "enum": [-1, 0, 1], "description": "-1, 1 or 0."}),
+    Frequency | None,
+    BeforeValidator(_no_bool),
+    WithJsonSchema(
+        {"type": ["integer", "null"], "enum": [-1, 0, 1, None], "description": "-1, 1 or 0."}
+    ),
 ]
 FlagChange = Annotated[
-    int | None,
-    Field(ge=0, le=1),
-    WithJsonSchema({"type": "integer", "enum": [0, 1], "description": "1 on, 0 off."}),
+    Flag | None,
+    BeforeValidator(_no_bool),
+    WithJsonSchema(
+        {"type": ["integer", "null"], "enum": [0, 1, None], "description": "1 on, 0 off."}
+    ),
 ]
 
 

@@ -147,6 +147,61 @@ async def toggle_follow(session: AsyncSession, follower: int, followed: int, now
     return following
 
 
+async def drop_follows_of(session: AsyncSession, user_id: int) -> None:
+    """Remove every follow from and to a user, keeping everyone's counters in step."""
+    followed = select(Follow.followed_id).where(Follow.follower_id == user_id)
+    followers = select(Follow.follower_id).where(Follow.followed_id == user_id)
+    await session.execute(
+        update(User)
+        .where(User.id.in_(followed))
+        .values(followers_counter=User.followers_counter - 1)
+    )
+    await session.execute(
+        update(User)
+        .where(User.id.in_(followers))
+        .values(followings_counter=User.followings_counter - 1)
+    )
+    await session.execute(
+        delete(Follow).where(or_(Follow.follower_id == user_id, Follow.followed_id == user_id))
+    )
+    await session.execute(
+        update(User).where(User.id == user_id).values(followers_counter=0, followings_counter=0)
+    )
+
+
+async def drop_hides_of(session: AsyncSession, user_id: int) -> None:
+    await session.execute(
+        delete(Hide).where(or_(Hide.user_id == user_id, Hide.hidden_id == user_id))
+    )
+
+
+async def update_user(session: AsyncSession, user_id: int, **values: Any) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+# What moderation reads of a member: who they are and the state they are in.
+_STANDING = (
+    User.id,
+    User.username,
+    User.role,
+    User.is_active,
+    User.deleted,
+    User.erased_at,
+    User.blocked_at,
+    User.blocked_until,
+)
+
+
+async def standing(session: AsyncSession, user_id: int, *, lock: bool = False) -> Row[Any] | None:
+    query = select(*_STANDING).where(User.id == user_id)
+    return (await session.execute(query.with_for_update() if lock else query)).first()
+
+
+async def standings(session: AsyncSession, limit: int, offset: int) -> list[Row[Any]]:
+    query = select(*_STANDING).order_by(User.id).limit(limit).offset(offset)
+    return list(await session.execute(query))
+
+
 async def follows(session: AsyncSession, follower: int, followed: int) -> bool:
     query = select(exists().where(Follow.follower_id == follower, Follow.followed_id == followed))
     return bool(await session.scalar(query))

@@ -122,10 +122,19 @@ class RecipientFacts(Protocol):
     def hid_sender(self) -> bool: ...
 
 
+def sender_blocked(sender: Principal) -> MessageRefused:
+    """A blocked member reads but does not send until the block ends."""
+    until = sender.blocked_until
+    message = f"You are blocked until {until.isoformat()}." if until else "You are blocked."
+    return MessageRefused(message, code="user_blocked")
+
+
 def message_refusal(
     sender: Principal, recipient_id: int, fact: RecipientFacts | Row[Any] | None
 ) -> DovecoteError | None:
     """Why `sender` may not message this recipient, or None when allowed (SPEC §3.1)."""
+    if sender.is_blocked(clock.now()):
+        return sender_blocked(sender)
     if recipient_id == sender.id:
         return InvalidInput.field("recipients", "self", "You cannot send a message to yourself.")
     if fact is None:
@@ -175,6 +184,24 @@ async def ensure_follows(ctx: Context, follower_id: int, followed_id: int) -> No
     session = ctx.uow.session
     if not await repository.follows(session, follower_id, followed_id):
         await repository.toggle_follow(session, follower_id, followed_id, clock.now())
+
+
+async def ensure_unfollows(ctx: Context, follower_id: int, followed_id: int) -> bool:
+    """Stop one user following another (the CLI's `users unfollow`); whether they did."""
+    session = ctx.uow.session
+    if not await repository.follows(session, follower_id, followed_id):
+        return False
+    await repository.toggle_follow(session, follower_id, followed_id, clock.now())
+    return True
+
+
+async def set_password(ctx: Context, user_id: int, password: str) -> None:
+    """Replace a member's password (the CLI's `users set-password`); their tokens stay valid."""
+    if not password:
+        raise InvalidInput.field("password", "blank", "The password may not be empty.")
+    threads = ctx.settings.password_hash_threads
+    password_hash = await security.hash_password(password, threads=threads)
+    await repository.update_user(ctx.uow.session, user_id, password_hash=password_hash)
 
 
 async def is_followed(ctx: Context, principal: Principal, user_id: int) -> bool:

@@ -58,6 +58,16 @@ async def hide_message(session: AsyncSession, message_id: int) -> None:
     )
 
 
+async def live_messages_of(session: AsyncSession, sender_id: int) -> list[int]:
+    """The messages a user sent that nobody has removed yet, oldest first."""
+    query = (
+        select(Message.id)
+        .where(Message.sender_id == sender_id, Message.status == "created")
+        .order_by(Message.id)
+    )
+    return [int(i) for i in await session.scalars(query)]
+
+
 async def unlist_message(
     session: AsyncSession, message_id: int, thread_ids: Sequence[int]
 ) -> dict[int, int]:
